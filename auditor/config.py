@@ -1,0 +1,170 @@
+"""Settings: CLI flags > environment > auditor.toml > defaults.
+
+auditor.toml (every section optional):
+
+    [audit]
+    host = "eu"                      # us, eu or a self-hosted base URL
+    projects = [12345]
+    api_key_env = "POSTHOG_PERSONAL_API_KEY"
+    concurrency = 8
+    paying_for = ["product_analytics", "session_replay"]
+
+    [weights]                        # readiness weight of each category
+    session_replay = 25
+
+    [gate]
+    min_readiness = 80
+    min_category = 70
+
+    [checks."platform.reverse-proxy"]   # any default threshold of a check
+    pass_share = 0.95
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from auditor.model import CATEGORY_TITLES, PRODUCTS, Check
+
+DEFAULT_WEIGHTS = {
+    "product_analytics": 30,
+    "session_replay": 20,
+    "feature_flags": 15,
+    "platform": 15,
+    "error_tracking": 10,
+    "data_warehouse": 5,
+    "surveys": 5,
+    "handover": 0,  # gate-only
+}
+DEFAULT_GATE = {"min_readiness": 80.0, "min_category": 70.0}
+DEFAULT_API_KEY_ENV = "POSTHOG_PERSONAL_API_KEY"
+CONFIG_FILE_NAME = "auditor.toml"
+
+
+class ConfigError(Exception):
+    """A bad setting: reported as one line, exit code 2."""
+
+
+@dataclass
+class Settings:
+    host: str | None = None
+    projects: list[str] = field(default_factory=list)
+    api_key_env: str = DEFAULT_API_KEY_ENV
+    concurrency: int = 8
+    paying_for: list[str] | None = None
+    weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    gate: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_GATE))
+    check_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    source: str = "defaults"
+
+    def thresholds(self, check: Check) -> dict[str, Any]:
+        return {**check.meta.thresholds, **self.check_overrides.get(check.id, {})}
+
+    def api_key(self) -> str | None:
+        return os.environ.get(self.api_key_env) or None
+
+
+def load_settings(path: str | None, checks: Mapping[str, Check], env: Mapping[str, str] | None = None) -> Settings:
+    """Read auditor.toml (the given path, or ./auditor.toml if present) and the environment."""
+    env = os.environ if env is None else env
+    settings = Settings()
+    file = Path(path) if path else Path(CONFIG_FILE_NAME)
+    if path and not file.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    if file.is_file():
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{file}: not valid TOML ({exc})") from None
+        apply_file(settings, data, checks, str(file))
+        settings.source = str(file)
+    if env.get("POSTHOG_HOST"):
+        settings.host = env["POSTHOG_HOST"]
+    if env.get("POSTHOG_PROJECT_ID"):
+        settings.projects = [p.strip() for p in env["POSTHOG_PROJECT_ID"].split(",") if p.strip()]
+    return settings
+
+
+def apply_file(settings: Settings, data: dict[str, Any], checks: Mapping[str, Check], where: str) -> None:
+    known = {"audit", "weights", "gate", "checks"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown section [{unknown[0]}] (known: {', '.join(sorted(known))})")
+    audit = _table(data, "audit", where)
+    for key, value in audit.items():
+        if key == "host":
+            settings.host = _str(value, f"{where}: audit.host")
+        elif key == "projects":
+            if not isinstance(value, list) or not value:
+                raise ConfigError(f"{where}: audit.projects must be a non-empty list of project ids")
+            settings.projects = [str(v) for v in value]
+        elif key == "api_key_env":
+            settings.api_key_env = _str(value, f"{where}: audit.api_key_env")
+        elif key == "concurrency":
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 64:
+                raise ConfigError(f"{where}: audit.concurrency must be an integer from 1 to 64")
+            settings.concurrency = value
+        elif key == "paying_for":
+            if not isinstance(value, list):
+                raise ConfigError(f"{where}: audit.paying_for must be a list of products")
+            settings.paying_for = parse_products(",".join(str(v) for v in value))
+        else:
+            raise ConfigError(f"{where}: unknown setting audit.{key}")
+    for category, weight in _table(data, "weights", where).items():
+        if category not in CATEGORY_TITLES:
+            raise ConfigError(f"{where}: weights.{category}: unknown category")
+        settings.weights[category] = _number(weight, f"{where}: weights.{category}", minimum=0)
+    for key, value in _table(data, "gate", where).items():
+        if key not in DEFAULT_GATE:
+            raise ConfigError(f"{where}: unknown setting gate.{key} (known: {', '.join(DEFAULT_GATE)})")
+        settings.gate[key] = _number(value, f"{where}: gate.{key}", minimum=0, maximum=100)
+    for check_id, overrides in _table(data, "checks", where).items():
+        if check_id not in checks:
+            raise ConfigError(f"{where}: [checks.\"{check_id}\"]: no such check (see `posthog-auditor checks`)")
+        if not isinstance(overrides, dict):
+            raise ConfigError(f"{where}: checks.\"{check_id}\" must be a table of thresholds")
+        defaults = checks[check_id].meta.thresholds
+        for key, value in overrides.items():
+            if key not in defaults:
+                names = ", ".join(defaults) or "none"
+                raise ConfigError(f"{where}: {check_id} has no threshold '{key}' (its thresholds: {names})")
+            default = defaults[key]
+            if isinstance(default, bool) != isinstance(value, bool) or (
+                isinstance(default, int | float) and not isinstance(value, int | float)
+            ):
+                raise ConfigError(f"{where}: {check_id}.{key} must be a {type(default).__name__}")
+        settings.check_overrides[check_id] = dict(overrides)
+
+
+def parse_products(text: str) -> list[str]:
+    products = [p.strip().replace("-", "_") for p in text.split(",") if p.strip()]
+    for p in products:
+        if p not in PRODUCTS:
+            raise ConfigError(f"unknown product '{p}' (known: {', '.join(PRODUCTS)})")
+    return products
+
+
+def _table(data: dict[str, Any], name: str, where: str) -> dict[str, Any]:
+    value = data.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: [{name}] must be a table")
+    return value
+
+
+def _str(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{what} must be a non-empty string")
+    return value
+
+
+def _number(value: Any, what: str, minimum: float | None = None, maximum: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{what} must be a number")
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        raise ConfigError(f"{what} must be between {minimum} and {maximum}")
+    return float(value)

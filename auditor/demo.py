@@ -1,0 +1,349 @@
+"""A built-in demo: a fake PostHog API serving a realistic project, so `audit --demo` works with no key and
+no network. The same scenario router backs the loopback stand-in the tests record cassettes against.
+
+Payload shapes follow PostHog's serializers and the fixtures in shared/reference (project settings, members,
+HogQL responses, the SDK health report, ingestion warnings v2, billing with add-ons). Dates are relative to
+`now`, so the demo never ages.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from io import BytesIO
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import requests
+from requests.adapters import BaseAdapter
+
+from auditor.queries import CUBE_COLUMNS, IDENTITY_COLUMNS
+
+DEMO_HOST = "https://us.posthog.com"
+DEMO_PROJECT_ID = "4242"
+DEMO_KEY = "demo-key-not-a-secret"
+ORG_ID = "0191b5c1-7a2e-0000-8c2d-4f0b3d1e9a77"
+
+
+@dataclass
+class Scenario:
+    """A PostHog project as data, and a router that answers API requests about it."""
+
+    project_id: str
+    project: dict[str, Any]
+    organization: dict[str, Any]
+    members: list[dict[str, Any]]
+    cube_rows: list[dict[str, Any]]
+    identity_rows: list[dict[str, Any]]
+    lists: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # path suffix -> items
+    plain: dict[str, Any] = field(default_factory=dict)  # path -> JSON answered as is
+    missing: set[str] = field(default_factory=set)  # project path suffixes answering 404
+    key_scopes: list[str] = field(default_factory=lambda: ["*"])
+    async_queries: bool = False
+    _pending: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    # ---- routing -----------------------------------------------------------------------------
+
+    def respond(self, method: str, url: str, body: bytes | None) -> tuple[int, dict[str, str], Any]:
+        parts = urlsplit(url)
+        base = f"{parts.scheme}://{parts.netloc}"
+        path, query = parts.path, {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        if method not in ("GET", "POST"):
+            return 405, {}, {"detail": f"Method \"{method}\" not allowed."}
+        if path == "/api/personal_api_keys/@current/":
+            return 200, {}, {"id": "key-1", "label": "auditor", "scopes": self.key_scopes,
+                             "scoped_teams": None, "scoped_organizations": None}
+        if path == "/api/billing/" and "/api/billing/" in self.plain:
+            return 200, {}, self.plain["/api/billing/"]
+        org = re.match(r"^/api/organizations/([^/]+)/(members/)?$", path)
+        if org:
+            if org.group(1) not in (self.organization["id"], "@current"):
+                return 404, {}, {"detail": "Not found."}
+            if org.group(2):
+                return 200, {}, self._page(self.members, query, base, path)
+            return 200, {}, self.organization
+        proj = re.match(r"^/api/(projects|environments)/([^/]+)/(.*)$", path)
+        if not proj or proj.group(2) != self.project_id:
+            return 404, {}, {"detail": "Not found."}
+        suffix = proj.group(3)
+        if suffix in self.missing or (proj.group(1) == "projects" and f"projects:{suffix}" in self.missing):
+            return 404, {}, {"detail": "Not found."}
+        if suffix == "":
+            return 200, {}, self.project
+        if suffix == "query/" and method == "POST":
+            return self._query(json.loads(body or b"{}"))
+        pending = re.match(r"^query/([^/]+)/$", suffix)
+        if pending and method == "GET":
+            return self._poll(pending.group(1))
+        if method != "GET":
+            return 405, {}, {"detail": f"Method \"{method}\" not allowed."}
+        if suffix in self.plain:
+            return 200, {}, self.plain[suffix]
+        if suffix in self.lists:
+            return 200, {}, self._page(self.lists[suffix], query, base, path)
+        return 404, {}, {"detail": "Not found."}
+
+    def _page(self, items: list[Any], query: dict[str, str], base: str, path: str) -> dict[str, Any]:
+        limit = int(query.get("limit") or 100)
+        offset = int(query.get("offset") or 0)
+        page = items[offset: offset + limit]
+        def link(o: int) -> str:
+            return f"{base}{path}?{urlencode({**query, 'limit': limit, 'offset': o})}"
+        return {
+            "count": len(items),
+            "next": link(offset + limit) if offset + limit < len(items) else None,
+            "previous": link(max(0, offset - limit)) if offset else None,
+            "results": page,
+        }
+
+    def _query(self, body: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
+        name = body.get("name") or ""
+        sql = ((body.get("query") or {}).get("query")) or ""
+        if "LIMIT" not in sql.upper():
+            return 400, {}, {"type": "validation_error", "detail": "test stand-in: queries must carry a LIMIT"}
+        if name.endswith("cube"):
+            columns, rows = CUBE_COLUMNS, self.cube_rows
+        elif name.endswith("identity"):
+            columns, rows = IDENTITY_COLUMNS, self.identity_rows
+        else:
+            return 400, {}, {"type": "validation_error", "detail": f"unknown query {name!r}"}
+        limit = int(re.findall(r"LIMIT\s+(\d+)", sql, re.IGNORECASE)[-1])
+        result = {
+            "columns": list(columns), "results": [[r.get(c) for c in columns] for r in rows[:limit]],
+            "types": [], "hasMore": len(rows) > limit, "limit": limit, "offset": 0, "is_cached": False,
+        }
+        if self.async_queries:
+            query_id = f"q{len(self._pending) + 1}"
+            self._pending[query_id] = result
+            return 202, {}, {"query_status": {"id": query_id, "complete": False, "query_async": True}}
+        return 200, {}, result
+
+    def _poll(self, query_id: str) -> tuple[int, dict[str, str], Any]:
+        if query_id not in self._pending:
+            return 404, {}, {"detail": "Not found."}
+        return 200, {}, {"query_status": {"id": query_id, "complete": True, "results": self._pending[query_id]}}
+
+
+class ScenarioAdapter(BaseAdapter):
+    """Serves a Scenario to requests in-process: the demo's requests never leave the machine."""
+
+    def __init__(self, scenario: Scenario):
+        super().__init__()
+        self.scenario = scenario
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        body = request.body.encode() if isinstance(request.body, str) else request.body
+        status, headers, payload = self.scenario.respond(request.method or "GET", request.url or "", body)
+        response = requests.Response()
+        response.status_code = status
+        response.headers.update({"Content-Type": "application/json", **headers})
+        response._content = json.dumps(payload).encode()
+        response.raw = BytesIO(response._content)
+        response.url = request.url or ""
+        response.request = request
+        response.reason = "OK" if status < 400 else "Error"
+        return response
+
+    def close(self) -> None:
+        pass
+
+
+def demo_session(scenario: Scenario) -> requests.Session:
+    session = requests.Session()
+    session.mount("https://", ScenarioAdapter(scenario))
+    session.mount("http://", ScenarioAdapter(scenario))
+    return session
+
+
+# ---- the demo project: Hedgebox, a mid-size B2B file-sharing SaaS ------------------------------
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def cube_row(event: str, lib: str, version: str, events: int, now: datetime, **counts: Any) -> dict[str, Any]:
+    """One cube row with sensible defaults: even traffic over 30 days, last seen minutes ago."""
+    row: dict[str, Any] = {c: 0 for c in CUBE_COLUMNS}
+    row.update(event=event, lib=lib, lib_version=version, events=events,
+               distinct_ids=max(1, events // 25), sessions=max(1, events // 12),
+               events_24h=events // 30, events_7d=events * 7 // 30,
+               last_seen=_iso(now - timedelta(minutes=4)))
+    row.update(counts)
+    return row
+
+
+def demo_scenario(now: datetime | None = None) -> Scenario:
+    now = now or datetime.now(UTC)
+    ago = lambda **kw: _iso(now - timedelta(**kw))  # noqa: E731
+
+    old, new, node = "1.380.1", "1.447.0", "5.61.0"
+
+    def w(event: str, version: str, events: int, **kw: Any) -> dict[str, Any]:
+        # posthog-js sets $is_identified on every capture; about 60% of web events come from signed-in users.
+        return cube_row(event, "web", version, events, now, identified=events * 6 // 10,
+                        test_host_events=events // 250, with_groups=events * 6 // 10, **kw)
+
+    def n(event: str, events: int, **kw: Any) -> dict[str, Any]:
+        return cube_row(event, "posthog-node", node, events, now, identified=events, with_groups=events,
+                        **kw)
+
+    cube = [
+        w("$autocapture", old, 1_650_000), w("$autocapture", new, 310_000),
+        w("$pageview", old, 520_000), w("$pageview", new, 95_000),
+        w("$pageleave", old, 410_000), w("$pageleave", new, 80_000),
+        w("$identify", old, 38_000), w("$identify", new, 7_000), w("$set", old, 21_000),
+        w("$rageclick", old, 4_200), w("$web_vitals", old, 60_000),
+        w("$feature_flag_called", old, 140_000), n("$feature_flag_called", 90_000),
+        w("$groupidentify", old, 9_000), w("$exception", old, 5_100),
+        w("folder shared", old, 18_000),
+        n("signed up", 3_100, with_custom_properties=3_100),
+        n("file uploaded", 220_000, with_custom_properties=215_000, illegal_id_events=1_840),
+        n("invited teammate", 2_400, with_custom_properties=2_400),
+        n("upgraded plan", 310, with_custom_properties=310),
+    ]
+    identity = [
+        {"kind": "totals", "key": "", "lib": "", "flag_locally_evaluated": "", "events": sum(r["events"] for r in cube),
+         "distinct_ids": 148_000, "sessions": 310_000, "extra": 24_500},
+        {"kind": "flag", "key": "new-file-browser", "lib": "web", "flag_locally_evaluated": "",
+         "events": 120_000, "distinct_ids": 30_000, "sessions": 90_000, "extra": 0},
+        {"kind": "flag", "key": "bulk-upload", "lib": "web", "flag_locally_evaluated": "",
+         "events": 20_000, "distinct_ids": 9_000, "sessions": 15_000, "extra": 0},
+        {"kind": "flag", "key": "storage-quota-v2", "lib": "posthog-node", "flag_locally_evaluated": "false",
+         "events": 90_000, "distinct_ids": 21_000, "sessions": 0, "extra": 0},
+        {"kind": "illegal_id", "key": "undefined", "lib": "", "flag_locally_evaluated": "", "events": 1_840,
+         "distinct_ids": 1, "sessions": 95, "extra": 0},
+        {"kind": "flag_only_ids", "key": "", "lib": "", "flag_locally_evaluated": "", "events": 6_200,
+         "distinct_ids": 2_100, "sessions": 0, "extra": 0},
+    ]
+    project = {
+        "id": int(DEMO_PROJECT_ID), "uuid": "0191b5c1-8f00-0000-5e1c-2a6b1c0d4e21", "organization": ORG_ID,
+        "name": "Hedgebox (production)", "api_token": "phc_DEMOdemoDEMOdemoDEMOdemoDEMOdemo0000000000",
+        "secret_api_token": "phs_DEMOdemoDEMOdemoDEMOdemo000000000000000000",
+        "app_urls": ["https://app.hedgebox.net", "https://hedgebox.net"], "timezone": "Europe/London",
+        "autocapture_opt_out": False, "autocapture_exceptions_opt_in": False,
+        "autocapture_web_vitals_opt_in": True, "capture_console_log_opt_in": True,
+        "capture_performance_opt_in": True, "session_recording_opt_in": True,
+        "session_recording_sample_rate": "1.00", "session_recording_minimum_duration_milliseconds": None,
+        "session_recording_linked_flag": None, "session_recording_network_payload_capture_config": None,
+        "session_recording_masking_config": None, "session_recording_url_trigger_config": [],
+        "session_recording_url_blocklist_config": [], "session_recording_event_trigger_config": [],
+        "session_replay_config": {"record_canvas": False}, "recording_domains": [],
+        "heatmaps_opt_in": True, "surveys_opt_in": True, "anonymize_ips": False, "ingested_event": True,
+        "completed_snippet_onboarding": True, "is_demo": False, "has_group_types": True,
+        "test_account_filters": [{"key": "email", "value": "@hedgebox.net", "operator": "not_icontains",
+                                  "type": "person"}],
+    }
+    organization = {
+        "id": ORG_ID, "name": "Hedgebox Inc.", "slug": "hedgebox", "created_at": ago(days=540),
+        "membership_level": 15, "member_count": 14, "customer_id": "cus_DemoHedgebox",
+        "teams": [{"id": int(DEMO_PROJECT_ID), "name": "Hedgebox (production)",
+                   "api_token": "phc_DEMOdemoDEMOdemoDEMOdemoDEMOdemo0000000000"}],
+    }
+    people = [
+        ("Alice", "Nguyen", 15, 3), ("Ben", "Okafor", 8, 10), ("Chloe", "Martin", 8, 121),
+        ("Dev", "Patel", 1, 1), ("Emma", "Schulz", 1, 6), ("Farid", "Haddad", 1, 28),
+        ("Grace", "Kim", 1, 45), ("Hugo", "Silva", 1, 62), ("Ines", "Moreau", 1, 95), ("Jon", "Berg", 1, 150),
+        ("Kai", "Tanaka", 1, 200), ("Lena", "Fischer", 1, None), ("Mo", "Ali", 1, 33), ("Nora", "Lind", 1, 70),
+    ]
+    members = [
+        {"id": f"m-{i}", "level": level, "joined_at": ago(days=400 - i * 20), "is_2fa_enabled": i < 3,
+         "last_login": ago(days=days, hours=2) if days is not None else None,
+         "user": {"id": i + 1, "uuid": f"0191b5c1-0000-0000-0000-00000000{i:04d}", "first_name": first,
+                  "last_name": last, "email": f"{first.lower()}@hedgebox.net"}}
+        for i, (first, last, level, days) in enumerate(people)
+    ]
+    actions = [
+        {"id": 1, "name": "Viewed pricing", "deleted": False, "created_at": ago(days=200),
+         "steps": [{"event": "$pageview", "url": "/pricing", "url_matching": "contains"}]},
+        {"id": 2, "name": "Activated", "deleted": False, "created_at": ago(days=150),
+         "steps": [{"event": "signed up"}, {"event": "file uploaded"}]},
+    ]
+    dashboards = [
+        {"id": 10 + i, "name": name, "pinned": i == 0, "deleted": False, "created_at": ago(days=300 - i * 30),
+         "last_accessed_at": ago(days=viewed), "is_shared": False, "tags": []}
+        for i, (name, viewed) in enumerate([("Growth weekly", 2), ("Activation funnel", 9),
+                                            ("Web vitals", 40), ("Storage usage", 75)])
+    ]
+    insights = [
+        {"id": 100 + i, "short_id": f"ins{i:03d}", "name": f"Insight {i + 1}", "saved": True, "deleted": False,
+         "created_at": ago(days=250 - i * 5), "last_modified_at": ago(days=60 - i),
+         "last_viewed_at": ago(days=1 + i * 4)}
+        for i in range(23)
+    ]
+    person_properties = [
+        {"id": f"pp{i}", "name": name, "is_numerical": name == "seats", "property_type": None, "tags": []}
+        for i, name in enumerate(["email", "name", "plan", "company_size", "seats", "$initial_referrer",
+                                  "$geoip_country_code"])
+    ]
+    cohorts = [
+        {"id": 1, "name": "Paying customers", "is_static": False, "deleted": False, "count": 4_100,
+         "filters": {"properties": {"type": "AND", "values": [{"key": "plan", "type": "person", "value": "pro"}]}}},
+        {"id": 2, "name": "Uploaded in last 7 days", "is_static": False, "deleted": False, "count": 9_800,
+         "filters": {"properties": {"type": "OR", "values": [{"key": "file uploaded", "type": "behavioral",
+                                                               "value": "performed_event", "time_value": 7}]}}},
+        {"id": 3, "name": "Beta testers", "is_static": True, "deleted": False, "count": 120},
+    ]
+    groups = [{"group_type": "company", "group_type_index": 0, "name_singular": "Company",
+               "name_plural": "Companies", "detail_dashboard": None, "created_at": ago(days=300)}]
+    sdk_health = {
+        "overall_health": "needs_attention", "health": "danger", "needs_updating_count": 1, "team_sdk_count": 2,
+        "sdks": [
+            {"lib": "web", "latest_version": "1.449.2", "needs_updating": True, "is_outdated": True,
+             "is_old": True, "severity": "danger",
+             "reason": "Most web traffic runs 1.380.1, released more than six months ago.",
+             "releases": [{"version": old, "count": 2_857_300, "max_timestamp": ago(minutes=4),
+                           "release_date": ago(days=200), "is_outdated": True},
+                          {"version": new, "count": 492_000, "max_timestamp": ago(minutes=4),
+                           "release_date": ago(days=12), "is_outdated": False}],
+             "outdated_traffic_alerts": [{"version": old, "threshold_percent": 20}]},
+            {"lib": "posthog-node", "latest_version": "5.70.0", "needs_updating": False, "is_outdated": False,
+             "is_old": False, "severity": "none", "reason": "",
+             "releases": [{"version": node, "count": 315_810, "max_timestamp": ago(minutes=4),
+                           "release_date": ago(days=60), "is_outdated": False}],
+             "outdated_traffic_alerts": []},
+        ],
+    }
+    warnings = [
+        {"type": "cannot_merge_with_illegal_distinct_id", "category": "identity", "severity": "warning",
+         "count": 212, "last_seen": ago(hours=3), "sparkline": [30, 31, 29, 33, 28, 30, 31],
+         "samples": [{"timestamp": ago(hours=3), "distinct_id": "undefined",
+                      "details": {"illegalDistinctId": "undefined"}}]},
+        {"type": "cannot_merge_already_identified", "category": "identity", "severity": "warning", "count": 37,
+         "last_seen": ago(hours=20), "sparkline": [5, 6, 4, 7, 5, 6, 4], "samples": []},
+    ]
+    billing = {
+        "customer_id": "cus_DemoHedgebox", "has_active_subscription": True, "deactivated": False,
+        "billing_period": {"current_period_start": ago(days=12), "current_period_end": _iso(now + timedelta(days=18)),
+                           "interval": "month"},
+        "current_total_amount_usd": "2184.50",
+        "products": [
+            {"type": "product_analytics", "name": "Product analytics", "subscribed": True,
+             "current_amount_usd": "1410.00", "usage_key": "events",
+             "addons": [{"type": "group_analytics", "name": "Group analytics", "subscribed": True,
+                         "current_amount_usd": "212.00"}]},
+            {"type": "session_replay", "name": "Session replay", "subscribed": True, "current_amount_usd": "430.50"},
+            {"type": "feature_flags", "name": "Feature flags", "subscribed": True, "current_amount_usd": "132.00"},
+            {"type": "surveys", "name": "Surveys", "subscribed": False, "current_amount_usd": None},
+            {"type": "data_warehouse", "name": "Data warehouse", "subscribed": False, "current_amount_usd": None},
+            {"type": "error_tracking", "name": "Error tracking", "subscribed": False, "current_amount_usd": None},
+        ],
+    }
+    return Scenario(
+        project_id=DEMO_PROJECT_ID, project=project, organization=organization, members=members,
+        cube_rows=cube, identity_rows=identity,
+        lists={"actions/": actions, "dashboards/": dashboards, "insights/": insights,
+               "property_definitions/": person_properties, "cohorts/": cohorts},
+        plain={"groups_types/": groups, "sdk_health/report/": sdk_health, "ingestion_warnings_v2/": warnings,
+               "/api/billing/": billing},
+    )
+
+
+def scenario_variant(base: Scenario, change: Callable[[Scenario], None]) -> Scenario:
+    """A deep copy of a scenario with a change applied: how tests build other projects from the demo."""
+    clone = copy.deepcopy(base)
+    change(clone)
+    return clone

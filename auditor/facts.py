@@ -1,0 +1,294 @@
+"""Named gatherers -> Facts. Each fact is gathered once, concurrently; a failure is kept as a value.
+
+A fact is `ok` (with its value), `unavailable` (this PostHog version or key cannot serve it: a check may
+skip or say so) or `error` (it should have been readable and was not: the checks needing it are `error`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from auditor import queries
+from auditor.posthog_api import ApiError, PostHogClient, QueryResult
+
+FACTS_FORMAT = "posthog-auditor-facts/1"
+
+
+@dataclass
+class Fact:
+    status: str  # ok | error | unavailable
+    value: Any = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "value": self.value, "error": self.error}
+
+
+class FactNotAvailable(Exception):
+    """Raised by Facts.require when a check reads a fact that could not be gathered."""
+
+    def __init__(self, name: str, fact: Fact | None):
+        reason = fact.error if fact and fact.error else "not gathered"
+        super().__init__(f"fact '{name}' {'is unavailable' if fact and fact.status == 'unavailable' else 'failed'}: "
+                         f"{reason}")
+        self.name = name
+        self.fact = fact
+
+
+@dataclass
+class Facts:
+    values: dict[str, Fact]
+    as_of: datetime
+    target: dict[str, Any] = field(default_factory=dict)
+    _memo: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def status(self, name: str) -> str:
+        fact = self.values.get(name)
+        return fact.status if fact else "missing"
+
+    def ok(self, name: str) -> bool:
+        return self.status(name) == "ok"
+
+    def require(self, name: str) -> Any:
+        fact = self.values.get(name)
+        if fact is None or fact.status != "ok":
+            raise FactNotAvailable(name, fact)
+        return fact.value
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.values[name].value if self.ok(name) else default
+
+    def reason(self, name: str) -> str:
+        fact = self.values.get(name)
+        return (fact.error or fact.status) if fact else "not gathered"
+
+    def memo(self, key: str, build: Callable[[], Any]) -> Any:
+        """Derived data shared by several checks (e.g. the cube as a polars frame), built once per run."""
+        if key not in self._memo:
+            self._memo[key] = build()
+        return self._memo[key]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": FACTS_FORMAT,
+            "as_of": self.as_of.isoformat(),
+            "target": self.target,
+            "facts": {name: fact.to_dict() for name, fact in sorted(self.values.items())},
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> Facts:
+        if not isinstance(data, dict) or data.get("format") != FACTS_FORMAT:
+            raise ValueError(f"not a facts file (expected format {FACTS_FORMAT!r})")
+        try:
+            values = {
+                name: Fact(status=f["status"], value=f.get("value"), error=f.get("error"))
+                for name, f in data["facts"].items()
+            }
+            as_of = datetime.fromisoformat(data["as_of"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"the facts file is malformed ({exc})") from None
+        return cls(values=values, as_of=as_of, target=dict(data.get("target") or {}))
+
+
+@dataclass
+class GatherContext:
+    client: PostHogClient
+    project_id: str
+    project: dict[str, Any]
+    scopes: frozenset[str] | None  # None: the key's scopes could not be read, so do not pre-judge
+
+    @property
+    def organization_id(self) -> str:
+        org = self.project.get("organization")
+        if isinstance(org, dict):
+            org = org.get("id")
+        if not org:
+            raise ApiError("bad_response", "the project payload names no organization")
+        return str(org)
+
+
+@dataclass(frozen=True)
+class Gatherer:
+    name: str
+    scope: str  # the personal API key scope PostHog requires for it
+    fn: Callable[[GatherContext], Any]
+    description: str
+
+
+GATHERERS: dict[str, Gatherer] = {}
+
+
+def gatherer(name: str, scope: str, description: str) -> Callable[[Callable[[GatherContext], Any]], Any]:
+    def wrap(fn: Callable[[GatherContext], Any]) -> Callable[[GatherContext], Any]:
+        GATHERERS[name] = Gatherer(name=name, scope=scope, fn=fn, description=description)
+        return fn
+
+    return wrap
+
+
+def has_scope(scopes: frozenset[str] | None, needed: str) -> bool:
+    if scopes is None or not scopes or "*" in scopes:  # a legacy key without scopes may read everything
+        return True
+    obj = needed.split(":", 1)[0]
+    return needed in scopes or f"{obj}:write" in scopes
+
+
+def _query_fact(result: QueryResult) -> dict[str, Any]:
+    return {"columns": result.columns, "rows": result.rows, "truncated": result.truncated, "limit": result.limit}
+
+
+# ---- the gatherers -----------------------------------------------------------------------------
+
+@gatherer("project", "project:read", "project settings")
+def _project(ctx: GatherContext) -> Any:
+    return ctx.project
+
+
+@gatherer("organization", "organization:read", "organization")
+def _organization(ctx: GatherContext) -> Any:
+    return ctx.client.get(f"/api/organizations/{ctx.organization_id}/")
+
+
+@gatherer("members", "organization_member:read", "organization members")
+def _members(ctx: GatherContext) -> Any:
+    return ctx.client.get_list(f"/api/organizations/{ctx.organization_id}/members/", {"limit": 100})
+
+
+@gatherer("cube", "query:read", "30-day event aggregate (HogQL)")
+def _cube(ctx: GatherContext) -> Any:
+    result = ctx.client.query(ctx.project_id, queries.cube_sql(), name="posthog-auditor cube",
+                              limit=queries.ROW_LIMIT)
+    return _query_fact(result)
+
+
+@gatherer("identity", "query:read", "identity and flag-call aggregate (HogQL)")
+def _identity(ctx: GatherContext) -> Any:
+    result = ctx.client.query(ctx.project_id, queries.identity_sql(), name="posthog-auditor identity",
+                              limit=queries.ROW_LIMIT)
+    return _query_fact(result)
+
+
+@gatherer("sdk_health", "project:read", "PostHog's SDK health report")
+def _sdk_health(ctx: GatherContext) -> Any:
+    return ctx.client.get(f"/api/projects/{ctx.project_id}/sdk_health/report/")
+
+
+@gatherer("ingestion_warnings", "ingestion_warning:read", "ingestion warnings, last 7 days")
+def _ingestion_warnings(ctx: GatherContext) -> Any:
+    body = ctx.client.get(f"/api/projects/{ctx.project_id}/ingestion_warnings_v2/",
+                          {"since": "-7d", "limit": 500, "samples": 20})
+    return body if isinstance(body, list) else list((body or {}).get("results") or [])
+
+
+@gatherer("groups", "group:read", "group types")
+def _groups(ctx: GatherContext) -> Any:
+    return ctx.client.project_get(ctx.project_id, "groups_types/")
+
+
+@gatherer("billing", "billing:read", "billing (organization-wide)")
+def _billing(ctx: GatherContext) -> Any:
+    return ctx.client.get("/api/billing/")
+
+
+@gatherer("actions", "action:read", "actions")
+def _actions(ctx: GatherContext) -> Any:
+    return ctx.client.project_list(ctx.project_id, "actions/", {"limit": 100})
+
+
+@gatherer("person_properties", "property_definition:read", "person property definitions")
+def _person_properties(ctx: GatherContext) -> Any:
+    return ctx.client.project_list(ctx.project_id, "property_definitions/", {"type": "person", "limit": 100})
+
+
+@gatherer("dashboards", "dashboard:read", "dashboards")
+def _dashboards(ctx: GatherContext) -> Any:
+    return ctx.client.project_list(ctx.project_id, "dashboards/", {"limit": 100})
+
+
+@gatherer("insights", "insight:read", "saved insights")
+def _insights(ctx: GatherContext) -> Any:
+    return ctx.client.project_list(ctx.project_id, "insights/", {"saved": "true", "basic": "true", "limit": 100})
+
+
+@gatherer("cohorts", "cohort:read", "cohorts")
+def _cohorts(ctx: GatherContext) -> Any:
+    return ctx.client.project_list(ctx.project_id, "cohorts/", {"limit": 100})
+
+
+# ---- orchestration ---------------------------------------------------------------------------
+
+def read_key_scopes(client: PostHogClient) -> frozenset[str] | None:
+    """Learn the key's scopes up front so a missing scope costs no request. 401 and network errors propagate."""
+    try:
+        body = client.get("/api/personal_api_keys/@current/")
+    except ApiError as exc:
+        if exc.kind in ("auth", "network"):
+            raise
+        return None
+    scopes = (body or {}).get("scopes") if isinstance(body, dict) else None
+    return frozenset(scopes) if isinstance(scopes, list) else None
+
+
+def fetch_project(client: PostHogClient, project_id: str) -> dict[str, Any]:
+    return client.project_get(project_id, "")
+
+
+def gather(
+    client: PostHogClient,
+    project_id: str,
+    names: Iterable[str],
+    *,
+    scopes: frozenset[str] | None,
+    project: dict[str, Any],
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> Facts:
+    ctx = GatherContext(client=client, project_id=str(project_id), project=project, scopes=scopes)
+    wanted = sorted(set(names) | {"project"})
+    unknown = [n for n in wanted if n not in GATHERERS]
+    values: dict[str, Fact] = {n: Fact("error", error=f"no gatherer named '{n}'") for n in unknown}
+
+    def run(name: str) -> tuple[str, Fact]:
+        g = GATHERERS[name]
+        if not has_scope(scopes, g.scope):
+            return name, Fact("error", error=f"API key missing scope {g.scope}")
+        try:
+            return name, Fact("ok", value=g.fn(ctx))
+        except ApiError as exc:
+            return name, Fact("unavailable" if exc.unavailable else "error", error=str(exc))
+        except Exception as exc:  # a gatherer bug must not abort the audit
+            return name, Fact("error", error=f"{type(exc).__name__}: {exc}")
+
+    todo = [n for n in wanted if n in GATHERERS]
+    as_of = now()
+    # Facts are gathered side by side, bounded by the client's concurrency (1 = strictly one request at a time).
+    workers = max(1, min(len(todo), client.concurrency))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gather") as pool:
+        for name, fact in pool.map(run, todo):
+            values[name] = fact
+    return Facts(values=values, as_of=as_of, target=target_of(project, client.host, project_id, values))
+
+
+def target_of(project: dict[str, Any], host: str, project_id: str, values: dict[str, Fact]) -> dict[str, Any]:
+    org = values.get("organization")
+    org_value = org.value if org and org.status == "ok" and isinstance(org.value, dict) else {}
+    org_id = project.get("organization")
+    if isinstance(org_id, dict):
+        org_id = org_id.get("id")
+    return {
+        "host": host,
+        "project_id": str(project.get("id", project_id)),
+        "project_name": project.get("name"),
+        "organization_id": str(org_id) if org_id else org_value.get("id"),
+        "organization_name": org_value.get("name"),
+    }
+
+
+def load_facts(path: str) -> Facts:
+    with open(path, encoding="utf-8") as fh:
+        return Facts.from_json(json.load(fh))

@@ -1,0 +1,186 @@
+"""The vocabulary every part of the auditor shares: statuses, severities, checks, findings, results."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+SCHEMA_VERSION = 1
+EVIDENCE_ROW_CAP = 50
+
+CHECK_ID_RE = re.compile(r"^[a-z][a-z0-9_]*\.[a-z0-9]+(-[a-z0-9]+)*$")
+
+
+class Status(StrEnum):
+    PASS = "pass"
+    WARN = "warn"
+    FAIL = "fail"
+    ERROR = "error"  # could not be judged: a fact is missing, a scope is missing, the check raised
+    SKIP = "skip"  # not applicable
+    MANUAL = "manual"  # needs a person's attestation
+    INFO = "info"  # shown, never scored
+
+
+class Severity(StrEnum):
+    BLOCKER = "blocker"
+    MAJOR = "major"
+    MINOR = "minor"
+    INFO = "info"
+
+
+SEVERITY_WEIGHT = {Severity.BLOCKER: 5, Severity.MAJOR: 3, Severity.MINOR: 1, Severity.INFO: 0}
+STATUS_SCORE = {Status.PASS: 1.0, Status.WARN: 0.5, Status.FAIL: 0.0}
+SEVERITY_ORDER = [Severity.BLOCKER, Severity.MAJOR, Severity.MINOR, Severity.INFO]
+
+
+@dataclass(frozen=True)
+class Table:
+    """A capped evidence table; `total_rows` keeps the true size so a report can say "and N more"."""
+
+    columns: list[str]
+    rows: list[list[Any]]
+    total_rows: int
+
+    @classmethod
+    def of(cls, columns: list[str], rows: list[list[Any]], cap: int = EVIDENCE_ROW_CAP) -> Table:
+        rows = [list(r) for r in rows]
+        return cls(columns=list(columns), rows=rows[:cap], total_rows=len(rows))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"columns": self.columns, "rows": self.rows, "total_rows": self.total_rows}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """What a check function returns."""
+
+    status: Status
+    summary: str
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    table: Table | None = None
+    remediation: str = ""
+    # Some checks matter more when the customer pays for the feature (e.g. group analytics).
+    severity: Severity | None = None
+
+    def evidence(self) -> dict[str, Any]:
+        return {"metrics": dict(self.metrics), "table": self.table.to_dict() if self.table else None}
+
+
+CheckFn = Callable[[Any, Mapping[str, Any]], Finding]
+
+
+@dataclass(frozen=True)
+class CheckMeta:
+    id: str
+    title: str  # the passing state
+    failure_title: str  # the failing state
+    description: str  # why it matters
+    category: str
+    severity: Severity
+    docs_url: str
+    requires: tuple[str, ...] = ()  # facts without which the check cannot be judged
+    uses: tuple[str, ...] = ()  # facts the check reads when they are available
+    thresholds: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Check:
+    meta: CheckMeta
+    fn: CheckFn
+    source: str = "builtin"
+
+    @property
+    def id(self) -> str:
+        return self.meta.id
+
+
+def check(
+    *,
+    id: str,
+    title: str,
+    failure_title: str,
+    description: str,
+    severity: Severity,
+    docs_url: str,
+    requires: tuple[str, ...] = (),
+    uses: tuple[str, ...] = (),
+    thresholds: Mapping[str, Any] | None = None,
+) -> Callable[[CheckFn], Check]:
+    """Declare a check: metadata plus a pure function of (facts, thresholds) -> Finding."""
+
+    def wrap(fn: CheckFn) -> Check:
+        meta = CheckMeta(
+            id=id,
+            title=title,
+            failure_title=failure_title,
+            description=description,
+            category=id.split(".", 1)[0],
+            severity=severity,
+            docs_url=docs_url,
+            requires=tuple(requires),
+            uses=tuple(uses),
+            thresholds=dict(thresholds or {}),
+        )
+        return Check(meta=meta, fn=fn, source=fn.__module__.split(".")[0])
+
+    return wrap
+
+
+@dataclass
+class CheckResult:
+    id: str
+    category: str
+    severity: Severity
+    status: Status
+    title: str
+    summary: str
+    evidence: dict[str, Any]
+    remediation: str
+    docs_url: str
+    error: str | None = None
+    description: str = ""
+
+    @property
+    def score(self) -> float | None:
+        return STATUS_SCORE.get(self.status)
+
+    @property
+    def weight(self) -> int:
+        """How much the result counts in its category: errors count (and make the score unknown)."""
+        if self.status in (Status.SKIP, Status.MANUAL, Status.INFO):
+            return 0
+        return SEVERITY_WEIGHT[self.severity]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "category": self.category,
+            "severity": str(self.severity),
+            "status": str(self.status),
+            "score": self.score,
+            "title": self.title,
+            "description": self.description,
+            "summary": self.summary,
+            "evidence": self.evidence,
+            "remediation": self.remediation,
+            "docs_url": self.docs_url,
+            "error": self.error,
+        }
+
+
+CATEGORY_TITLES = {
+    "platform": "Platform",
+    "product_analytics": "Product analytics",
+    "session_replay": "Session replay",
+    "feature_flags": "Feature flags",
+    "surveys": "Surveys",
+    "data_warehouse": "Data warehouse",
+    "error_tracking": "Error tracking",
+    "handover": "Handover",
+}
+# Categories that are always in scope, whatever the customer pays for.
+ALWAYS_IN_SCOPE = ("platform", "handover")
+PRODUCTS = ("product_analytics", "session_replay", "feature_flags", "surveys", "data_warehouse", "error_tracking")

@@ -1,0 +1,450 @@
+"""A read-only PostHog API client: auth, hosts, pagination, retries, rate limits, HogQL.
+
+Every request goes through one `requests.Session` with a bounded pool, timeouts, retries with backoff on
+429/5xx (honouring Retry-After) and a rate limiter that can be shared by every audit using the same key.
+The client refuses any method other than GET, except POST to the HogQL query endpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+CLOUD_HOSTS = {"us": "https://us.posthog.com", "eu": "https://eu.posthog.com"}
+# Fields PostHog returns that are secrets (project tokens); dropped from every payload on receipt.
+SECRET_FIELDS = frozenset({"api_token", "secret_api_token", "secret_api_token_backup", "live_events_token"})
+USER_AGENT = "posthog-auditor (read-only audit)"
+HOGQL_MAX_ROWS = 50_000
+MAX_PAGES = 2_000
+_QUERY_PATH_RE = re.compile(r"^/api/(projects|environments)/[^/]+/query/?$")
+
+
+class ApiError(Exception):
+    """A request that could not be answered. `kind` says what a caller should make of it."""
+
+    # kinds: auth, scope, unsupported, not_found, rate_limited, server, network, bad_response, client
+    def __init__(self, kind: str, message: str, status: int | None = None, url: str = ""):
+        super().__init__(message)
+        self.kind = kind
+        self.status = status
+        self.url = url
+
+    @property
+    def unavailable(self) -> bool:
+        """PostHog refuses this read to personal keys, or this PostHog version lacks the endpoint."""
+        return self.kind in ("unsupported", "not_found")
+
+
+class ReadOnlyViolation(RuntimeError):
+    """Raised before sending anything that could change a customer's project."""
+
+
+def normalise_host(host: str) -> str:
+    host = host.strip().rstrip("/")
+    if host.lower() in CLOUD_HOSTS:
+        return CLOUD_HOSTS[host.lower()]
+    if not re.match(r"^https?://[^/\s]+", host):
+        raise ValueError(f"host must be 'us', 'eu' or a base URL like https://posthog.example.com, got {host!r}")
+    # The ingestion hosts (us.i.posthog.com) do not serve the private API.
+    return re.sub(r"^(https?://)(us|eu)\.i\.posthog\.com", r"\1\2.posthog.com", host)
+
+
+def scrub_secrets(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: scrub_secrets(v) for k, v in value.items() if k not in SECRET_FIELDS}
+    if isinstance(value, list):
+        return [scrub_secrets(v) for v in value]
+    return value
+
+
+class RateLimiter:
+    """Sliding-window limits per request kind, shared by every client that uses the same API key.
+
+    PostHog counts personal-key requests per key across projects: 480/minute for the REST API and about
+    120/hour for HogQL queries. Waiting here costs less than a 429 and its Retry-After.
+    """
+
+    DEFAULT_LIMITS: ClassVar[dict[str, tuple[int, float]]] = {"rest": (480, 60.0), "hogql": (120, 3600.0)}
+    _shared: ClassVar[dict[str, RateLimiter]] = {}
+    _shared_lock = threading.Lock()
+
+    def __init__(
+        self,
+        limits: dict[str, tuple[int, float]] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.limits = dict(limits or self.DEFAULT_LIMITS)
+        self._clock = clock
+        self._sleep = sleep
+        self._events: dict[str, deque[float]] = {k: deque() for k in self.limits}
+        self._lock = threading.Lock()
+        self.waited_seconds = 0.0
+
+    @classmethod
+    def for_key(cls, api_key: str) -> RateLimiter:
+        digest = hashlib.sha256(api_key.encode()).hexdigest()
+        with cls._shared_lock:
+            if digest not in cls._shared:
+                cls._shared[digest] = cls()
+            return cls._shared[digest]
+
+    def acquire(self, kind: str) -> None:
+        if kind not in self.limits:
+            return
+        limit, window = self.limits[kind]
+        while True:
+            with self._lock:
+                now = self._clock()
+                events = self._events[kind]
+                while events and events[0] <= now - window:
+                    events.popleft()
+                if len(events) < limit:
+                    events.append(now)
+                    return
+                wait = events[0] + window - now
+            self.waited_seconds += wait
+            self._sleep(wait)
+
+
+@dataclass
+class QueryResult:
+    columns: list[str]
+    rows: list[list[Any]]
+    truncated: bool
+    limit: int | None
+
+    def records(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.columns, row, strict=False)) for row in self.rows]
+
+
+@dataclass
+class ClientStats:
+    http_requests: int = 0
+    hogql_queries: int = 0
+    retries: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def count(self, attr: str) -> None:
+        with self._lock:
+            setattr(self, attr, getattr(self, attr) + 1)
+
+
+class PostHogClient:
+    def __init__(
+        self,
+        host: str,
+        api_key: str,
+        *,
+        concurrency: int = 8,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 60.0,
+        max_retries: int = 4,
+        backoff_base: float = 0.5,
+        max_retry_wait: float = 60.0,
+        query_poll_timeout: float = 180.0,
+        limiter: RateLimiter | None = None,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        if not api_key:
+            raise ValueError("a PostHog personal API key is required")
+        self.host = normalise_host(host)
+        self.concurrency = max(1, concurrency)
+        self.timeout = (connect_timeout, read_timeout)
+        self.max_retries = max_retries
+        self.backoff_base = backoff_base
+        self.max_retry_wait = max_retry_wait
+        self.query_poll_timeout = query_poll_timeout
+        self.limiter = limiter or RateLimiter.for_key(api_key)
+        self.stats = ClientStats()
+        self._sleep = sleep
+        self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="posthog-api")
+        if session is None:
+            session = requests.Session()
+            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=self.concurrency, max_retries=0)
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
+        self.session = session
+        self.session.headers.update(
+            {"Authorization": f"Bearer {api_key}", "User-Agent": USER_AGENT, "Accept": "application/json"}
+        )
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.session.close()
+
+    def __enter__(self) -> PostHogClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- low level -------------------------------------------------------------------------
+
+    def url(self, path: str, params: dict[str, Any] | None = None) -> str:
+        if path.startswith("http://") or path.startswith("https://"):
+            base = path
+        else:
+            base = self.host + (path if path.startswith("/") else "/" + path)
+        if not params:
+            return base
+        parts = urlsplit(base)
+        query = parse_qs(parts.query, keep_blank_values=True)
+        query.update({k: [str(v)] for k, v in params.items() if v is not None})
+        return urlunsplit(parts._replace(query=urlencode(query, doseq=True)))
+
+    def _guard(self, method: str, url: str) -> None:
+        path = urlsplit(url).path
+        if method == "GET":
+            return
+        if method == "POST" and _QUERY_PATH_RE.match(path):
+            return
+        raise ReadOnlyViolation(f"refusing {method} {path}: posthog-auditor only reads (GET, and POST to /query/)")
+
+    def request(self, method: str, url: str, json_body: dict[str, Any] | None = None, kind: str = "rest") -> Any:
+        """Send one request with retries; return the decoded JSON (secrets removed) or raise ApiError."""
+        method = method.upper()
+        self._guard(method, url)
+        attempt = 0
+        while True:
+            self.limiter.acquire(kind)
+            self.stats.count("http_requests")
+            try:
+                response = self.session.request(method, url, json=json_body, timeout=self.timeout)
+            except (requests.Timeout, requests.ConnectionError) as exc:
+                error = ApiError("network", f"could not reach {self.host}: {_short(exc)}", url=url)
+                if attempt >= self.max_retries:
+                    raise error from None
+                self._backoff(attempt, None)
+                attempt += 1
+                continue
+            status = response.status_code
+            if status == 429 or status >= 500:
+                if attempt >= self.max_retries:
+                    raise _error_for(response, url)
+                self._backoff(attempt, response.headers.get("Retry-After"))
+                attempt += 1
+                continue
+            if status >= 400:
+                raise _error_for(response, url)
+            try:
+                payload = response.json() if response.content else None
+            except ValueError:
+                if attempt >= self.max_retries:
+                    raise ApiError(
+                        "bad_response", f"{_path(url)} returned a response that is not valid JSON", status, url
+                    ) from None
+                self._backoff(attempt, None)
+                attempt += 1
+                continue
+            if status == 202 and isinstance(payload, dict):
+                payload.setdefault("_http_status", 202)
+            return scrub_secrets(payload)
+
+    def _backoff(self, attempt: int, retry_after: str | None) -> None:
+        self.stats.count("retries")
+        wait = self.backoff_base * (2**attempt) * (1 + random.random() * 0.25)
+        if retry_after and retry_after.strip().replace(".", "", 1).isdigit():
+            wait = max(wait, float(retry_after))
+        self._sleep(min(wait, self.max_retry_wait))
+
+    def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        return self.request("GET", self.url(path, params))
+
+    # ---- projects vs environments ---------------------------------------------------------
+
+    def project_get(self, project_id: str | int, suffix: str, params: dict[str, Any] | None = None) -> Any:
+        return self._with_environment_fallback(project_id, suffix, lambda p: self.get(p, params))
+
+    def project_list(self, project_id: str | int, suffix: str, params: dict[str, Any] | None = None) -> list[Any]:
+        return self._with_environment_fallback(project_id, suffix, lambda p: self.get_list(p, params))
+
+    def _with_environment_fallback(self, project_id: str | int, suffix: str, call: Callable[[str], Any]) -> Any:
+        """`/api/projects/{id}/` is canonical; some endpoints once lived only under `/api/environments/{id}/`."""
+        suffix = suffix.lstrip("/")
+        try:
+            return call(f"/api/projects/{project_id}/{suffix}")
+        except ApiError as exc:
+            if exc.kind != "not_found":
+                raise
+        return call(f"/api/environments/{project_id}/{suffix}")
+
+    # ---- lists ------------------------------------------------------------------------------
+
+    def get_list(self, path: str, params: dict[str, Any] | None = None) -> list[Any]:
+        """Every item of a list endpoint, whatever its pagination style.
+
+        limit/offset with a `count`: the remaining pages are fetched in parallel. `?page=` pages, `has_next`
+        (recordings) and bare `next` links are followed in turn, refusing a `next` link that loops.
+        """
+        first = self.get(path, params)
+        if isinstance(first, list):
+            return first
+        if not isinstance(first, dict) or "results" not in first:
+            raise ApiError("bad_response", f"{_path(self.url(path))} did not return a list", url=path)
+        results: list[Any] = list(first.get("results") or [])
+        next_url = first.get("next")
+        count = first.get("count")
+        if next_url and isinstance(count, int) and "offset=" in next_url:
+            return results + self._remaining_offset_pages(next_url, len(results), count)
+        if next_url and "page=" in next_url and "offset=" not in next_url:
+            return results + self._follow_next(next_url)
+        if first.get("has_next"):
+            return results + self._follow_has_next(path, params or {}, len(results))
+        if next_url:
+            return results + self._follow_next(next_url)
+        return results
+
+    def _remaining_offset_pages(self, next_url: str, page_size: int, count: int) -> list[Any]:
+        parts = urlsplit(next_url)
+        query = parse_qs(parts.query)
+        limit = int(query.get("limit", [page_size or 100])[0]) or 100
+        start = int(query.get("offset", [page_size])[0])
+        offsets = list(range(start, count, limit))
+        if len(offsets) > MAX_PAGES:
+            raise ApiError("bad_response", f"{_path(next_url)} reports {count} items, too many pages to read")
+
+        def page(offset: int) -> list[Any]:
+            q = dict(query)
+            q["offset"] = [str(offset)]
+            q["limit"] = [str(limit)]
+            body = self.request("GET", urlunsplit(parts._replace(query=urlencode(q, doseq=True))))
+            return list((body or {}).get("results") or [])
+
+        pages = self.map(page, offsets)
+        return [item for chunk in pages for item in chunk]
+
+    def _follow_next(self, next_url: str) -> list[Any]:
+        seen: set[str] = set()
+        items: list[Any] = []
+        url: str | None = next_url
+        while url:
+            if url in seen or len(seen) >= MAX_PAGES:
+                raise ApiError("bad_response", f"pagination of {_path(url)} loops back on itself", url=url)
+            seen.add(url)
+            body = self.request("GET", url)
+            if not isinstance(body, dict):
+                raise ApiError("bad_response", f"{_path(url)} did not return a page", url=url)
+            items.extend(body.get("results") or [])
+            url = body.get("next")
+        return items
+
+    def _follow_has_next(self, path: str, params: dict[str, Any], offset: int) -> list[Any]:
+        items: list[Any] = []
+        limit = int(params.get("limit") or offset or 100)
+        for _ in range(MAX_PAGES):
+            body = self.get(path, {**params, "limit": limit, "offset": offset})
+            page = list((body or {}).get("results") or [])
+            items.extend(page)
+            if not body.get("has_next") or not page:
+                return items
+            offset += len(page)
+        raise ApiError("bad_response", f"{path} kept reporting more pages", url=path)
+
+    def map(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
+        """Run fn over items on the client's bounded pool, keeping order; the first error propagates."""
+        if self.concurrency == 1:
+            return [fn(item) for item in items]
+        return list(self._pool.map(fn, list(items)))
+
+    # ---- HogQL ------------------------------------------------------------------------------
+
+    def query(self, project_id: str | int, hogql: str, *, name: str, limit: int | None = None) -> QueryResult:
+        """Run one HogQL query. PostHog returns 100 rows without a LIMIT, so callers must set one."""
+        if not re.search(r"\bLIMIT\s+\d+", hogql, re.IGNORECASE):
+            raise ValueError("HogQL queries must carry an explicit LIMIT (PostHog returns 100 rows otherwise)")
+        body = {"query": {"kind": "HogQLQuery", "query": hogql}, "name": name}
+        self.stats.count("hogql_queries")
+        payload = self._with_environment_fallback(
+            project_id, "query/", lambda p: self.request("POST", self.url(p), body, kind="hogql")
+        )
+        payload = self._await_query(project_id, payload)
+        if payload.get("error"):
+            raise ApiError("client", f"HogQL query {name!r} failed: {payload['error']}")
+        columns = list(payload.get("columns") or [])
+        rows = [list(r) for r in payload.get("results") or []]
+        effective_limit = payload.get("limit") or limit
+        truncated = bool(payload.get("hasMore")) or (effective_limit is not None and len(rows) >= effective_limit)
+        return QueryResult(columns=columns, rows=rows, truncated=truncated, limit=effective_limit)
+
+    def _await_query(self, project_id: str | int, payload: Any) -> dict[str, Any]:
+        """Follow an async (HTTP 202) query until it completes."""
+        if not isinstance(payload, dict):
+            raise ApiError("bad_response", "the query endpoint returned no JSON object")
+        status = payload.get("query_status") or {}
+        if payload.get("_http_status") != 202 and (not status or status.get("complete", True)):
+            return payload
+        query_id = status.get("id")
+        if not query_id:
+            raise ApiError("bad_response", "an async query came back without an id to poll")
+        deadline = time.monotonic() + self.query_poll_timeout
+        wait = 0.5
+        while True:
+            if time.monotonic() > deadline:
+                raise ApiError("server", f"query {query_id} did not finish within {self.query_poll_timeout:.0f}s")
+            self._sleep(wait)
+            wait = min(wait * 1.5, 5.0)
+            polled = self.project_get(project_id, f"query/{query_id}/")
+            status = (polled or {}).get("query_status") or {}
+            if status.get("error"):
+                raise ApiError("client", f"query failed: {status.get('error_message') or 'unknown error'}")
+            if status.get("complete"):
+                results = status.get("results")
+                if not isinstance(results, dict):
+                    raise ApiError("bad_response", "a finished async query had no results")
+                return results
+
+
+def _path(url: str) -> str:
+    return urlsplit(url).path or url
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc)
+    if "timed out" in text.lower() or isinstance(exc, requests.Timeout):
+        return "timed out"
+    if "refused" in text.lower():
+        return "connection refused"
+    return text.split("(Caused by")[0].strip()[:160]
+
+
+def _error_for(response: requests.Response, url: str) -> ApiError:
+    status = response.status_code
+    detail = ""
+    try:
+        body = response.json()
+        if isinstance(body, dict):
+            detail = str(body.get("detail") or body.get("error") or body.get("message") or "")
+    except ValueError:
+        pass
+    path = _path(url)
+    if status == 401:
+        return ApiError("auth", "the PostHog API key was refused (401): check the key and the host", status, url)
+    if status == 403:
+        lowered = detail.lower()
+        if "does not support personal api key" in lowered:
+            return ApiError("unsupported", f"{path} cannot be read with a personal API key", status, url)
+        match = re.search(r"missing required scope '([^']+)'", detail)
+        if match:
+            return ApiError("scope", f"API key missing scope {match.group(1)}", status, url)
+        return ApiError("scope", f"access to {path} was refused (403){': ' + detail if detail else ''}", status, url)
+    if status == 404:
+        return ApiError("not_found", f"{path} was not found (404)", status, url)
+    if status == 429:
+        return ApiError("rate_limited", f"PostHog kept rate limiting {path} (429)", status, url)
+    if status >= 500:
+        return ApiError("server", f"PostHog answered {status} for {path}", status, url)
+    return ApiError("client", f"PostHog answered {status} for {path}{': ' + detail if detail else ''}", status, url)

@@ -1,0 +1,115 @@
+"""The HogQL an audit runs. PostHog allows about 120 HogQL queries an hour per key, so an audit runs at most
+three: the cube, the identity query and (later) the replay query; everything else is derived locally."""
+
+from __future__ import annotations
+
+WINDOW_DAYS = 30
+ROW_LIMIT = 50_000  # PostHog's cap; without LIMIT it returns only 100 rows
+
+# PostHog refuses to merge persons on these ids (nodejs/src/common/persons/person-utils.ts).
+ILLEGAL_IDS_CASE_INSENSITIVE = (
+    "anonymous", "guest", "distinctid", "distinct_id", "id", "not_authenticated", "email", "undefined", "true",
+    "false",
+)  # fmt: skip
+ILLEGAL_IDS_CASE_SENSITIVE = ("[object Object]", "NaN", "None", "none", "null", "0", "undefined")
+
+# SDK bookkeeping keys that sit in event properties without a `$` (posthog-js puts the project token and
+# distinct id there; server SDKs add `locally_evaluated` to flag calls): they are not custom properties.
+SDK_PLAIN_PROPERTY_KEYS = ("token", "distinct_id", "locally_evaluated", "timestamp", "uuid")
+
+# Columns of the cube, in query order. Counts are events unless the name says otherwise.
+CUBE_COLUMNS = (
+    "event", "lib", "lib_version", "events", "distinct_ids", "sessions", "events_24h", "events_7d",
+    "identified", "personless", "proxied", "illegal_id_events", "test_host_events", "with_custom_properties",
+    "with_groups", "last_seen",
+)  # fmt: skip
+IDENTITY_COLUMNS = ("kind", "key", "lib", "flag_locally_evaluated", "events", "distinct_ids", "sessions", "extra")
+
+
+def hogql_string(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _in_list(values: list[str]) -> str:
+    return "(" + ", ".join(hogql_string(v) for v in values) + ")"
+
+
+def _quoted_variants(values: tuple[str, ...]) -> list[str]:
+    return [form for v in values for form in (v, f"'{v}'", f'"{v}"')]
+
+
+def illegal_id_condition(column: str = "distinct_id") -> str:
+    lowered = _in_list(_quoted_variants(ILLEGAL_IDS_CASE_INSENSITIVE))
+    exact = _in_list(_quoted_variants(ILLEGAL_IDS_CASE_SENSITIVE))
+    return f"(lower({column}) IN {lowered} OR {column} IN {exact} OR trim(BOTH ' ' FROM {column}) = '')"
+
+
+def is_illegal_distinct_id(value: str) -> bool:
+    """The same rule in Python, for scenario data and tests."""
+    if value.strip() == "":
+        return True
+    return value.lower() in _quoted_variants(ILLEGAL_IDS_CASE_INSENSITIVE) or value in _quoted_variants(
+        ILLEGAL_IDS_CASE_SENSITIVE
+    )
+
+
+TEST_HOST_PATTERN = r"^(localhost|127\.0\.0\.1)(:|$)|\.local(:|$)|staging|(^|\.)dev\."
+
+
+def cube_sql(window_days: int = WINDOW_DAYS, limit: int = ROW_LIMIT) -> str:
+    plain_keys = _in_list(list(SDK_PLAIN_PROPERTY_KEYS))
+    return f"""
+SELECT
+    event,
+    toString(properties.$lib) AS lib,
+    toString(properties.$lib_version) AS lib_version,
+    count() AS events,
+    uniq(distinct_id) AS distinct_ids,
+    uniq($session_id) AS sessions,
+    countIf(timestamp >= now() - INTERVAL 1 DAY) AS events_24h,
+    countIf(timestamp >= now() - INTERVAL 7 DAY) AS events_7d,
+    countIf(properties.$is_identified = true) AS identified,
+    countIf(properties.$process_person_profile = false) AS personless,
+    countIf(notEmpty(toString(properties.$lib_custom_api_host))) AS proxied,
+    countIf({illegal_id_condition()}) AS illegal_id_events,
+    countIf(match(lower(toString(properties.$host)), {hogql_string(TEST_HOST_PATTERN)})) AS test_host_events,
+    countIf(arrayExists(k -> NOT startsWith(k, '$') AND k NOT IN {plain_keys},
+        JSONExtractKeys(properties))) AS with_custom_properties,
+    countIf(notEmpty($group_0) OR notEmpty($group_1) OR notEmpty($group_2) OR notEmpty($group_3)
+        OR notEmpty($group_4)) AS with_groups,
+    max(timestamp) AS last_seen
+FROM events
+WHERE timestamp >= now() - INTERVAL {int(window_days)} DAY
+GROUP BY event, lib, lib_version
+ORDER BY events DESC
+LIMIT {int(limit)}
+""".strip()
+
+
+def identity_sql(window_days: int = WINDOW_DAYS, limit: int = ROW_LIMIT) -> str:
+    """Totals that cannot be summed from the cube (distinct ids, sessions), flag calls by key/lib/local
+    evaluation, the illegal distinct ids themselves, and the ids seen only in flag calls."""
+    window = f"timestamp >= now() - INTERVAL {int(window_days)} DAY"
+    return f"""
+SELECT kind, key, lib, flag_locally_evaluated, events, distinct_ids, sessions, extra FROM (
+    SELECT 'totals' AS kind, '' AS key, '' AS lib, '' AS flag_locally_evaluated,
+        count() AS events, uniq(distinct_id) AS distinct_ids, uniq($session_id) AS sessions,
+        uniqIf(distinct_id, properties.$is_identified = true) AS extra
+    FROM events WHERE {window}
+    UNION ALL
+    SELECT 'flag', toString(properties.$feature_flag), toString(properties.$lib),
+        toString(properties.locally_evaluated), count(), uniq(distinct_id), uniq($session_id), 0
+    FROM events WHERE {window} AND event = '$feature_flag_called'
+    GROUP BY toString(properties.$feature_flag), toString(properties.$lib), toString(properties.locally_evaluated)
+    UNION ALL
+    SELECT 'illegal_id', distinct_id, '', '', count(), 1, uniq($session_id), 0
+    FROM events WHERE {window} AND {illegal_id_condition()}
+    GROUP BY distinct_id
+    UNION ALL
+    SELECT 'flag_only_ids', '', '', '', sum(n), count(), 0, 0
+    FROM (SELECT distinct_id, count() AS n FROM events WHERE {window}
+          GROUP BY distinct_id HAVING countIf(event != '$feature_flag_called') = 0)
+)
+ORDER BY events DESC
+LIMIT {int(limit)}
+""".strip()

@@ -1,0 +1,116 @@
+"""Renderers: HTML, JSON and Markdown, each from the RunResult dict alone."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from auditor.model import SCHEMA_VERSION
+
+FORMATS = ("html", "json", "md")
+FILE_NAMES = {"html": "report.html", "json": "report.json", "md": "report.md"}
+STATUS_GROUPS = [
+    ("fail", "Failed"), ("error", "Could not be judged"), ("warn", "Warnings"), ("manual", "Needs a person"),
+    ("pass", "Passed"), ("info", "For information"), ("skip", "Not applicable"),
+]
+
+
+def template_dir() -> Path:
+    """Inside the wheel the templates ship as auditor/report_templates; in a checkout they sit at the top."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "report_templates", here.parent / "report_templates"):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError("report_templates not found next to the auditor package")
+
+
+def environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(str(template_dir())),
+        autoescape=select_autoescape(["html", "html.j2"]),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["score"] = format_score
+    env.filters["cell"] = format_cell
+    return env
+
+
+def format_score(value: Any) -> str:
+    return "unknown" if value is None else f"{float(value):.0f}"
+
+
+def format_cell(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    return str(value)
+
+
+def check_run_result(run: Any) -> dict[str, Any]:
+    if not isinstance(run, dict) or "results" not in run or "readiness" not in run:
+        raise ValueError("not a posthog-auditor report (no results/readiness)")
+    if run.get("schema_version") != SCHEMA_VERSION:
+        raise ValueError(f"report schema_version {run.get('schema_version')!r} is not {SCHEMA_VERSION}")
+    return run
+
+
+def grouped_results(run: dict[str, Any]) -> list[tuple[str, str, list[dict[str, Any]]]]:
+    groups = []
+    for status, title in STATUS_GROUPS:
+        items = [r for r in run["results"] if r["status"] == status]
+        if items:
+            groups.append((status, title, items))
+    return groups
+
+
+def render_html(run: dict[str, Any]) -> str:
+    run = check_run_result(run)
+    return environment().get_template("report.html.j2").render(run=run, groups=grouped_results(run))
+
+
+def render_markdown(run: dict[str, Any]) -> str:
+    run = check_run_result(run)
+    return environment().get_template("report.md.j2").render(run=run)
+
+
+def render_json(run: dict[str, Any]) -> str:
+    return json.dumps(check_run_result(run), indent=2, sort_keys=False, default=str) + "\n"
+
+
+RENDERERS = {"html": render_html, "json": render_json, "md": render_markdown}
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write to a temporary file beside the target, then rename: a report is never half-written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_reports(run: dict[str, Any], out_dir: Path, formats: list[str]) -> list[Path]:
+    # Render everything first so a template error leaves the previous reports untouched.
+    rendered = {fmt: RENDERERS[fmt](run) for fmt in formats}
+    paths = []
+    for fmt, text in rendered.items():
+        path = out_dir / FILE_NAMES[fmt]
+        write_atomic(path, text)
+        paths.append(path)
+    return paths

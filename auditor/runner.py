@@ -1,0 +1,87 @@
+"""Run every selected check over the facts. Nothing aborts the run: a check whose fact failed, or that
+raised, becomes an `error` result with the reason."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from auditor.config import Settings
+from auditor.facts import FactNotAvailable, Facts
+from auditor.model import Check, CheckResult, Finding, Severity, Status
+from auditor.registry import PluginFailure
+
+
+def needed_facts(checks: Iterable[Check]) -> set[str]:
+    names: set[str] = set()
+    for c in checks:
+        names.update(c.meta.requires)
+        names.update(c.meta.uses)
+    return names
+
+
+def run_check(check: Check, facts: Facts, settings: Settings) -> CheckResult:
+    meta = check.meta
+    missing = [name for name in meta.requires if not facts.ok(name)]
+    if missing:
+        reasons = "; ".join(f"{name}: {facts.reason(name)}" for name in missing)
+        return _error(check, f"Could not be judged: {reasons}")
+    try:
+        finding = check.fn(facts, settings.thresholds(check))
+    except FactNotAvailable as exc:
+        return _error(check, f"Could not be judged: {exc}")
+    except Exception as exc:
+        return _error(check, f"The check raised {type(exc).__name__}: {exc}")
+    if not isinstance(finding, Finding):
+        return _error(check, f"The check returned {type(finding).__name__}, not a Finding")
+    status = Status(finding.status)
+    return CheckResult(
+        id=meta.id,
+        category=meta.category,
+        severity=finding.severity or meta.severity,
+        status=status,
+        title=meta.failure_title if status in (Status.WARN, Status.FAIL) else meta.title,
+        summary=finding.summary,
+        evidence=finding.evidence(),
+        remediation=finding.remediation if status not in (Status.PASS, Status.SKIP) else "",
+        docs_url=meta.docs_url,
+        description=meta.description,
+    )
+
+
+def _error(check: Check, reason: str) -> CheckResult:
+    meta = check.meta
+    return CheckResult(
+        id=meta.id,
+        category=meta.category,
+        severity=meta.severity,
+        status=Status.ERROR,
+        title=meta.title,
+        summary=reason,
+        evidence={"metrics": {}, "table": None},
+        remediation="",
+        docs_url=meta.docs_url,
+        error=reason,
+        description=meta.description,
+    )
+
+
+def plugin_failure_result(failure: PluginFailure) -> CheckResult:
+    slug = "".join(ch if ch.isalnum() else "-" for ch in failure.name.lower()).strip("-") or "plugin"
+    reason = f"Plugin '{failure.name}' ({failure.distribution}) failed to load, so its checks did not run: " \
+             f"{failure.error}"
+    return CheckResult(
+        id=f"plugins.{slug}",
+        category="plugins",
+        severity=Severity.INFO,
+        status=Status.ERROR,
+        title=f"Plugin {failure.name} loads",
+        summary=reason,
+        evidence={"metrics": {}, "table": None},
+        remediation="Fix or uninstall the plugin, or run with --no-plugins.",
+        docs_url="https://posthog.com/docs",
+        error=reason,
+    )
+
+
+def run_checks(checks: Iterable[Check], facts: Facts, settings: Settings) -> list[CheckResult]:
+    return [run_check(c, facts, settings) for c in checks]

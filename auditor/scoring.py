@@ -1,0 +1,142 @@
+"""Scope, category scores, readiness and the handover gate. Unknown is never ready (fail closed)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from auditor.model import ALWAYS_IN_SCOPE, CATEGORY_TITLES, PRODUCTS, CheckResult, Severity, Status
+
+ACCOUNT_PLAN_CHECK = "handover.account-plan"
+
+
+@dataclass
+class Scope:
+    paid_products: list[str]
+    source: str  # billing | vitally | flag | usage
+    note: str = ""
+
+    def in_scope(self, category: str) -> bool:
+        return category in ALWAYS_IN_SCOPE or category in self.paid_products
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"paid_products": self.paid_products, "source": self.source, "note": self.note}
+
+
+@dataclass
+class CategoryScore:
+    id: str
+    title: str
+    in_scope: bool
+    weight: float
+    score: float | None  # None: unknown (an error weighs in) or nothing to score
+    state: str  # scored | unknown | not_applicable
+    reason: str = ""
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "title": self.title, "in_scope": self.in_scope, "weight": self.weight,
+            "score": self.score, "state": self.state, "reason": self.reason, "counts": self.counts,
+        }  # fmt: skip
+
+
+@dataclass
+class Readiness:
+    score: float | None
+    ready: bool
+    reasons: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"score": self.score, "ready": self.ready, "reasons": self.reasons}
+
+
+def decide_scope(billing_paid: list[str] | None, flag_paid: list[str] | None, used: dict[str, bool]) -> Scope:
+    """Paid products, in order of trust: billing, then --paying-for; with no source, every product in use."""
+    if billing_paid is not None:
+        return Scope(sorted(billing_paid, key=PRODUCTS.index), "billing")
+    if flag_paid is not None:
+        return Scope(sorted(set(flag_paid), key=PRODUCTS.index), "flag")
+    in_use = [p for p in PRODUCTS if used.get(p)]
+    return Scope(in_use, "usage", "No billing access and no --paying-for: every product with usage is in scope.")
+
+
+def score_category(category: str, results: list[CheckResult], in_scope: bool, weight: float) -> CategoryScore:
+    mine = [r for r in results if r.category == category]
+    counts: dict[str, int] = {}
+    for r in mine:
+        counts[str(r.status)] = counts.get(str(r.status), 0) + 1
+    title = CATEGORY_TITLES.get(category, category.replace("_", " ").capitalize())
+    weighted = [r for r in mine if r.weight > 0]
+    errors = [r for r in weighted if r.status == Status.ERROR]
+    if errors:
+        names = ", ".join(r.id for r in errors[:3]) + (f" and {len(errors) - 3} more" if len(errors) > 3 else "")
+        return CategoryScore(category, title, in_scope, weight, None, "unknown",
+                             f"could not judge {names}", counts)
+    if not weighted:
+        return CategoryScore(category, title, in_scope, weight, None, "not_applicable",
+                             "no scored check applies", counts)
+    total = sum(r.weight for r in weighted)
+    value = sum(r.weight * (r.score or 0.0) for r in weighted) / total * 100
+    return CategoryScore(category, title, in_scope, weight, round(value, 1), "scored", "", counts)
+
+
+def score_run(
+    results: list[CheckResult], scope: Scope, weights: dict[str, float], gate: dict[str, float]
+) -> tuple[list[CategoryScore], Readiness]:
+    present = {r.category for r in results}
+    order = [c for c in CATEGORY_TITLES if c in present] + sorted(present - set(CATEGORY_TITLES))
+    categories = [
+        score_category(c, results, scope.in_scope(c), float(weights.get(c, 0))) for c in order
+    ]
+    return categories, readiness(results, categories, scope, gate)
+
+
+def readiness(
+    results: list[CheckResult], categories: list[CategoryScore], scope: Scope, gate: dict[str, float]
+) -> Readiness:
+    reasons: list[str] = []
+    min_readiness, min_category = gate["min_readiness"], gate["min_category"]
+
+    for r in results:
+        if r.category == "plugins" and r.status == Status.ERROR:
+            reasons.append(r.summary)
+    blockers = [
+        r for r in results
+        if r.severity == Severity.BLOCKER and scope.in_scope(r.category) and r.status in (Status.FAIL, Status.ERROR)
+    ]
+    for r in blockers:
+        verb = "failed" if r.status == Status.FAIL else "could not be judged"
+        reasons.append(f"Blocker {verb}: {r.title} ({r.id}) — {r.summary}")
+
+    plan = next((r for r in results if r.id == ACCOUNT_PLAN_CHECK), None)
+    if plan is None:
+        reasons.append(f"No Account Plan on record: {ACCOUNT_PLAN_CHECK} was not evaluated.")
+    elif plan.status != Status.PASS and plan not in blockers:
+        reasons.append(f"No current Account Plan ({ACCOUNT_PLAN_CHECK} is {plan.status}): {plan.summary}")
+
+    scored = [c for c in categories if c.in_scope and c.weight > 0]
+    for c in scored:
+        if c.state == "unknown":
+            reasons.append(f"{c.title} score is unknown: {c.reason}.")
+        elif c.state == "scored" and c.score is not None and c.score < min_category:
+            reasons.append(f"{c.title} scores {c.score:.0f}, below the {min_category:.0f} every in-scope category "
+                           "needs.")
+    judged = {r.category for r in results}
+    for product in scope.paid_products:
+        if product not in judged:
+            title = CATEGORY_TITLES.get(product, product)
+            reasons.append(f"{title} is paid for, but no check judged it, so its onboarding is unknown.")
+
+    known = [c for c in scored if c.state == "scored" and c.score is not None]
+    unknown = [c for c in scored if c.state == "unknown"]
+    score: float | None = None
+    if known and not unknown:
+        total = sum(c.weight for c in known)
+        score = round(sum(c.weight * (c.score or 0.0) for c in known) / total, 1)
+        if score < min_readiness:
+            reasons.insert(0, f"Readiness {score:.0f} is below the {min_readiness:.0f} a handover needs.")
+    elif not known and not unknown:
+        reasons.insert(0, "Nothing in scope could be scored.")
+    ready = not reasons and score is not None
+    return Readiness(score=score, ready=ready, reasons=reasons)

@@ -1,0 +1,75 @@
+"""The new owner's brief: who to talk to, what is used and paid for, and what to fix first."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from auditor.facts import Facts
+from auditor.model import CATEGORY_TITLES, PRODUCTS, SEVERITY_WEIGHT, Severity
+from checks.common import day, within
+from checks.scope import products_used
+
+LEVELS = {15: "owner", 8: "admin", 1: "member"}
+DATA_MANAGEMENT_CHECKS = (
+    "product_analytics.custom-events", "product_analytics.custom-event-properties",
+    "product_analytics.autocapture-tuned", "product_analytics.actions-defined",
+    "product_analytics.person-properties", "product_analytics.group-analytics",
+)  # fmt: skip
+
+
+def _person(member: dict[str, Any]) -> dict[str, Any]:
+    user = member.get("user") or {}
+    name = " ".join(p for p in (user.get("first_name"), user.get("last_name")) if p) or user.get("email") or "?"
+    last_login = member.get("last_login") or user.get("last_login")
+    return {"name": name, "email": user.get("email"), "level": LEVELS.get(member.get("level") or 1, "member"),
+            "last_login": day(last_login), "_sort": str(last_login or "")}
+
+
+def recommendations(results: list[dict[str, Any]], scope: dict[str, Any], limit: int = 5) -> list[dict[str, Any]]:
+    """Failing and warning checks ranked by impact: paid products first, then severity, fail before warn."""
+    paid = set(scope.get("paid_products") or []) | {"platform", "handover"}
+    candidates = [r for r in results if r["status"] in ("fail", "warn") and r.get("remediation")]
+
+    def impact(r: dict[str, Any]) -> tuple[int, int, int]:
+        return (0 if r["category"] in paid else 1, -SEVERITY_WEIGHT[Severity(r["severity"])],
+                0 if r["status"] == "fail" else 1)
+
+    return [
+        {"id": r["id"], "title": r["title"], "summary": r["summary"], "remediation": r["remediation"],
+         "docs_url": r["docs_url"], "status": r["status"], "severity": r["severity"]}
+        for r in sorted(candidates, key=impact)[:limit]
+    ]
+
+
+def build_brief(facts: Facts, results: list[dict[str, Any]], scope: dict[str, Any]) -> dict[str, Any]:
+    members = [m for m in facts.get("members") or [] if isinstance(m, dict)]
+    people = [_person(m) for m in members]
+    admins = [p for p in people if p["level"] in ("owner", "admin")]
+    most_active = sorted(people, key=lambda p: p["_sort"], reverse=True)[:5]
+    for p in people:
+        p.pop("_sort", None)
+    active_30d = sum(1 for m in members
+                     if within(m.get("last_login") or (m.get("user") or {}).get("last_login"), facts.as_of, 30))
+    used = products_used(facts)
+    used_list = [p for p in PRODUCTS if used.get(p)]
+    not_used = [p for p in PRODUCTS if used.get(p) is False]
+    paid = scope.get("paid_products") or []
+    paid_unused = [p for p in paid if used.get(p) is False] if scope.get("source") != "usage" else []
+    top = recommendations(results, scope)
+    by_id = {r["id"]: r for r in results}
+    data_notes = [by_id[c]["summary"] for c in DATA_MANAGEMENT_CHECKS if c in by_id and by_id[c]["status"] != "error"]
+    tip = (f"Open with the quickest win: {top[0]['title'].lower()} — {top[0]['summary']} "
+           f"({top[0]['docs_url']})") if top else "Open by confirming their goals for the next quarter: the " \
+        "deployment is in good shape."
+    return {
+        "owners_and_admins": admins,
+        "most_active_members": most_active,
+        "members": len(members),
+        "members_active_30d": active_30d,
+        "products_used": [CATEGORY_TITLES[p] for p in used_list],
+        "products_not_used": [CATEGORY_TITLES[p] for p in not_used],
+        "paid_but_unused": [CATEGORY_TITLES[p] for p in paid_unused],
+        "data_management": " ".join(data_notes) or "Not assessed: the event data could not be read.",
+        "top_recommendations": top,
+        "first_outreach_tip": tip,
+    }

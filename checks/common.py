@@ -1,0 +1,132 @@
+"""Shared helpers for checks: the cube and identity facts as polars frames, shares, formatting."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import polars as pl
+
+from auditor.facts import Facts
+from auditor.queries import CUBE_COLUMNS, IDENTITY_COLUMNS
+
+_INT = pl.Int64
+CUBE_SCHEMA: dict[str, Any] = {
+    name: (pl.Utf8 if name in ("event", "lib", "lib_version", "last_seen") else _INT) for name in CUBE_COLUMNS
+}
+IDENTITY_SCHEMA: dict[str, Any] = {
+    name: (pl.Utf8 if name in ("kind", "key", "lib", "flag_locally_evaluated") else _INT) for name in IDENTITY_COLUMNS
+}
+SURVEY_EVENTS = ("survey shown", "survey sent", "survey dismissed")
+SERVER_LIBS = ("posthog-node", "posthog-python", "posthog-ruby", "posthog-go", "posthog-php", "posthog-java",
+               "posthog-dotnet", "posthog-elixir")
+
+
+def _frame(fact: dict[str, Any], columns: tuple[str, ...], schema: dict[str, Any]) -> pl.DataFrame:
+    """Rows keyed by the returned column names, so a reordered response still lands in the right columns."""
+    names = list(fact.get("columns") or columns)
+    records = []
+    for row in fact.get("rows") or []:
+        rec = dict(zip(names, row, strict=False))
+        records.append({c: _coerce(rec.get(c), schema[c]) for c in columns})
+    return pl.DataFrame(records, schema=schema, orient="row") if records else pl.DataFrame(schema=schema)
+
+
+def _coerce(value: Any, dtype: Any) -> Any:
+    if dtype == pl.Utf8:
+        return None if value is None else str(value)
+    if value is None or value == "":
+        return 0
+    return int(float(value))
+
+
+def cube(facts: Facts) -> pl.DataFrame:
+    """The 30-day event aggregate: one row per (event, $lib, $lib_version)."""
+    return facts.memo("cube", lambda: _frame(facts.require("cube"), CUBE_COLUMNS, CUBE_SCHEMA))
+
+
+def identity(facts: Facts) -> pl.DataFrame:
+    return facts.memo("identity", lambda: _frame(facts.require("identity"), IDENTITY_COLUMNS, IDENTITY_SCHEMA))
+
+
+def identity_totals(facts: Facts) -> dict[str, int]:
+    rows = identity(facts).filter(pl.col("kind") == "totals").to_dicts()
+    if not rows:
+        return {"events": 0, "distinct_ids": 0, "sessions": 0, "identified_ids": 0}
+    r = rows[0]
+    return {"events": r["events"], "distinct_ids": r["distinct_ids"], "sessions": r["sessions"],
+            "identified_ids": r["extra"]}
+
+
+def truncation_note(facts: Facts, *names: str) -> dict[str, Any]:
+    """Evidence flag for a HogQL result that hit its row limit: never silently treated as complete."""
+    notes = {}
+    for name in names or ("cube",):
+        value = facts.get(name) or {}
+        if value.get("truncated"):
+            notes[f"{name}_truncated"] = f"{name} result hit its {value.get('limit')} row limit; figures are a floor"
+    return notes
+
+
+def total(df: pl.DataFrame, column: str = "events") -> int:
+    return int(df[column].sum()) if df.height else 0
+
+
+def event_total(df: pl.DataFrame, event: str, column: str = "events") -> int:
+    return total(df.filter(pl.col("event") == event), column)
+
+
+def web(df: pl.DataFrame) -> pl.DataFrame:
+    """posthog-js reports $lib = "web", not "posthog-js"."""
+    return df.filter(pl.col("lib") == "web")
+
+
+def share(part: float, whole: float) -> float:
+    return part / whole if whole else 0.0
+
+
+def pct(x: float) -> str:
+    if x == 0:
+        return "0%"
+    if x < 0.001:
+        return "<0.1%"
+    return f"{x * 100:.1f}%" if x < 0.1 else f"{x * 100:.0f}%"
+
+
+def num(n: float) -> str:
+    return f"{n:,.0f}"
+
+
+def parse_time(value: Any) -> datetime | None:
+    if not value or not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        from datetime import UTC
+
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed
+
+
+def within(value: Any, as_of: datetime, days: float) -> bool:
+    moment = parse_time(value)
+    return moment is not None and moment >= as_of - timedelta(days=days)
+
+
+def day(value: Any) -> str:
+    moment = parse_time(value)
+    return moment.strftime("%Y-%m-%d") if moment else "never"
+
+
+def event_mix(df: pl.DataFrame) -> dict[str, str]:
+    """Shares of the events a reader of the report cares about, for evidence."""
+    all_events = total(df)
+    named = ("$autocapture", "$pageview", "$pageleave", "$rageclick", "$web_vitals", "$feature_flag_called",
+             "$identify", "$set", "$exception")
+    mix = {name: pct(share(event_total(df, name), all_events)) for name in named}
+    custom = total(df.filter(~pl.col("event").str.starts_with("$") & ~pl.col("event").is_in(SURVEY_EVENTS)))
+    mix["custom events"] = pct(share(custom, all_events))
+    return mix

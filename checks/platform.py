@@ -1,0 +1,312 @@
+"""Platform checks: is data arriving, cleanly, from current SDKs, through a proxy, owned by the right people."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+from auditor.facts import Facts
+from auditor.model import Finding, Severity, Status, Table, check
+from checks.common import cube, day, num, pct, share, total, truncation_note, web, within
+from checks.sdk_versions import LATEST_SDKS, TABLE_DATE, is_outdated
+
+OWNER, ADMIN = 15, 8
+LEVEL_NAMES = {15: "owner", 8: "admin", 1: "member"}
+
+
+@check(
+    id="platform.events-flowing",
+    title="Events are arriving",
+    failure_title="Events have stopped arriving",
+    description="Every product depends on events reaching PostHog. A project with no recent events is either "
+    "broken or abandoned, and nothing else in this audit means much until data flows.",
+    severity=Severity.BLOCKER,
+    docs_url="https://posthog.com/docs/getting-started/install",
+    requires=("cube",),
+)
+def events_flowing(facts: Facts, t: dict[str, Any]) -> Finding:
+    df = cube(facts)
+    last_24h, last_7d, last_30d = total(df, "events_24h"), total(df, "events_7d"), total(df)
+    last_seen = df["last_seen"].drop_nulls().max() if df.height else None
+    metrics = {"events_24h": last_24h, "events_7d": last_7d, "events_30d": last_30d,
+               "last_event": last_seen, **truncation_note(facts)}
+    fix = ("Check that the SDK is initialised with this project's token and host, that no ad blocker or CSP "
+           "blocks it, and look at the project's ingestion warnings. Use the Activity page to see live events.")
+    if last_24h > 0:
+        return Finding(Status.PASS, f"{num(last_24h)} events in the last 24 h ({num(last_30d)} in 30 days).", metrics)
+    if last_7d > 0:
+        return Finding(Status.WARN, f"No events in the last 24 h; {num(last_7d)} in the last 7 days "
+                       f"(last event {day(last_seen)}).", metrics, remediation=fix)
+    when = f"the last event was {day(last_seen)}" if last_seen else "no events at all in 30 days"
+    return Finding(Status.FAIL, f"No events in the last 7 days: {when}.", metrics, remediation=fix)
+
+
+@check(
+    id="platform.owners-and-admins",
+    title="Owners and admins are set up",
+    failure_title="No active owner or admin",
+    description="A new account owner needs someone on the customer's side who can change settings, billing and "
+    "access. An organization run by one admin, or by owners who never log in, stalls every fix.",
+    severity=Severity.MAJOR,
+    docs_url="https://posthog.com/docs/settings/organizations",
+    requires=("members",),
+    thresholds={"min_admins": 2, "login_days": 90},
+)
+def owners_and_admins(facts: Facts, t: dict[str, Any]) -> Finding:
+    members = [m for m in facts.require("members") if isinstance(m, dict)]
+    as_of, login_days = facts.as_of, t["login_days"]
+    privileged = sorted(
+        (m for m in members if (m.get("level") or 0) >= ADMIN), key=lambda m: -(m.get("level") or 0)
+    )
+    owners = [m for m in privileged if m.get("level") == OWNER]
+    active = [m for m in privileged if within(_last_login(m), as_of, login_days)]
+    active_owners = [m for m in owners if m in active]
+    table = Table.of(["name", "email", "level", "last login"], [
+        [_name(m), (m.get("user") or {}).get("email"), LEVEL_NAMES.get(m.get("level") or 1, m.get("level")),
+         day(_last_login(m))] for m in privileged
+    ])
+    metrics = {"members": len(members), "owners": len(owners), "admins_or_owners": len(privileged),
+               f"active_in_{login_days}d": len(active)}
+    fix = ("Ask the customer to promote a second person to admin (Organization settings → Members) so access does "
+           "not hang on one person, and confirm who owns the account today.")
+    if not active:
+        return Finding(Status.FAIL, f"None of the {len(privileged)} owners/admins logged in within {login_days} days.",
+                       metrics, table, fix)
+    if len(privileged) < t["min_admins"]:
+        return Finding(Status.WARN, f"Only {len(privileged)} member at admin level or above.", metrics, table, fix)
+    if not active_owners:
+        return Finding(Status.WARN, f"No owner logged in within {login_days} days "
+                       f"({len(active)} admin(s) did).", metrics, table, fix)
+    return Finding(Status.PASS, f"{len(owners)} owner(s) and {len(privileged) - len(owners)} admin(s); "
+                   f"{len(active)} logged in within {login_days} days.", metrics, table)
+
+
+def _last_login(member: dict[str, Any]) -> Any:
+    return member.get("last_login") or (member.get("user") or {}).get("last_login")
+
+
+def _name(member: dict[str, Any]) -> str:
+    user = member.get("user") or {}
+    name = " ".join(p for p in (user.get("first_name"), user.get("last_name")) if p)
+    return name or user.get("email") or "?"
+
+
+@check(
+    id="platform.sdk-versions",
+    title="SDKs are current",
+    failure_title="SDKs are outdated",
+    description="Old SDKs miss fixes and features (replay minimum duration, flag bootstrapping, exception "
+    "autocapture) and can send malformed data. PostHog recommends updating monthly.",
+    severity=Severity.MAJOR,
+    docs_url="https://posthog.com/docs/health-checks/sdk-health",
+    requires=("cube",),
+    uses=("sdk_health",),
+    thresholds={"traffic_share": 0.10, "web_traffic_share": 0.20, "minor_versions_behind": 3},
+)
+def sdk_versions(facts: Facts, t: dict[str, Any]) -> Finding:
+    report = facts.get("sdk_health")
+    if isinstance(report, dict) and isinstance(report.get("sdks"), list):
+        return _from_sdk_report(report)
+    return _from_cube(facts, t)
+
+
+def _from_sdk_report(report: dict[str, Any]) -> Finding:
+    sdks = [s for s in report["sdks"] if isinstance(s, dict)]
+
+    def volume(sdk: dict[str, Any]) -> int:
+        return sum(int(r.get("count") or 0) for r in sdk.get("releases") or [])
+
+    rows = []
+    for sdk in sorted(sdks, key=volume, reverse=True):
+        releases = sorted(sdk.get("releases") or [], key=lambda r: -(r.get("count") or 0))
+        main = releases[0] if releases else {}
+        rows.append([sdk.get("lib"), main.get("version"), sdk.get("latest_version"),
+                     "yes" if sdk.get("needs_updating") else "no", sdk.get("reason") or ""])
+    table = Table.of(["SDK", "main version", "latest", "needs updating", "why"], rows)
+    metrics = {"source": "PostHog SDK health report", "health": report.get("health"),
+               "needs_updating": report.get("needs_updating_count"), "sdks": report.get("team_sdk_count")}
+    fix = "Update the flagged SDKs to their latest release; PostHog recommends updating every month."
+    top = max(sdks, key=volume) if sdks else None
+    if report.get("health") == "danger" or (top and top.get("needs_updating")):
+        who = f"{top.get('lib')} (the SDK carrying most events)" if top and top.get("needs_updating") else "SDKs"
+        return Finding(Status.FAIL, f"{who} outdated; PostHog rates SDK health '{report.get('health')}'.",
+                       metrics, table, fix)
+    alerts = [s for s in sdks if s.get("outdated_traffic_alerts") or s.get("needs_updating")]
+    if alerts:
+        names = ", ".join(str(s.get("lib")) for s in alerts)
+        return Finding(Status.WARN, f"Outdated versions still carry traffic: {names}.", metrics, table, fix)
+    return Finding(Status.PASS, f"All {len(sdks)} SDK(s) current per PostHog's SDK health report.", metrics, table)
+
+
+def _from_cube(facts: Facts, t: dict[str, Any]) -> Finding:
+    df = cube(facts).filter(pl.col("lib").is_not_null() & (pl.col("lib") != ""))
+    by_version = df.group_by(["lib", "lib_version"]).agg(pl.col("events").sum()).sort(
+        ["lib", "events"], descending=[False, True]
+    )
+    lib_totals = df.group_by("lib").agg(pl.col("events").sum()).sort("events", descending=True)
+    if lib_totals.height == 0:
+        return Finding(Status.SKIP, "No SDK traffic in 30 days to judge.", {})
+    rows, failing, warning, unjudged = [], [], [], []
+    top_lib = lib_totals["lib"][0]
+    for lib, lib_events in lib_totals.iter_rows():
+        latest = LATEST_SDKS.get(lib)
+        versions = by_version.filter(pl.col("lib") == lib)
+        if latest is None:
+            unjudged.append(lib)
+            main_version = versions["lib_version"][0] if versions.height else None
+            rows.append([lib, main_version, "unknown", "-", pct(share(lib_events, total(df)))])
+            continue
+        outdated_events = sum(
+            ev for v, ev in versions.select(["lib_version", "events"]).iter_rows()
+            if is_outdated(v, latest, t["minor_versions_behind"])
+        )
+        main_version = versions["lib_version"][0]
+        outdated_share = share(outdated_events, lib_events)
+        rows.append([lib, main_version, latest["latest"], pct(outdated_share), pct(share(lib_events, total(df)))])
+        limit = t["web_traffic_share"] if lib == "web" else t["traffic_share"]
+        if lib == top_lib and is_outdated(main_version, latest, t["minor_versions_behind"]):
+            failing.append(f"{lib} {main_version} (latest {latest['latest']})")
+        elif outdated_share >= limit:
+            warning.append(f"{lib} ({pct(outdated_share)} of its events on outdated versions)")
+    table = Table.of(["SDK", "main version", "latest", "share on outdated versions", "share of all events"], rows)
+    metrics: dict[str, Any] = {"source": f"bundled version table dated {TABLE_DATE} (SDK health report "
+                                         f"unavailable: {facts.reason('sdk_health')})", **truncation_note(facts)}
+    if unjudged:
+        metrics["not_judged"] = ", ".join(unjudged)
+    fix = ("Update the SDKs to their latest release (outdated = a major behind, or older than the release "
+           "current three months ago); PostHog recommends updating every month.")
+    if failing:
+        return Finding(Status.FAIL, f"The SDK carrying most events is outdated: {failing[0]}.", metrics, table, fix)
+    if warning:
+        return Finding(Status.WARN, f"Outdated versions still carry traffic: {'; '.join(warning)}.",
+                       metrics, table, fix)
+    judged = lib_totals.height - len(unjudged)
+    if judged == 0:
+        return Finding(Status.ERROR, f"No bundled latest version for {', '.join(unjudged)} and PostHog's SDK "
+                       "health report is unavailable, so versions cannot be judged.", metrics, table)
+    return Finding(Status.PASS, f"{judged} SDK(s) current.", metrics, table)
+
+
+@check(
+    id="platform.reverse-proxy",
+    title="Web traffic goes through a reverse proxy",
+    failure_title="Web traffic is not proxied",
+    description="Ad blockers drop requests to PostHog's own domains; a reverse proxy (managed or your own) "
+    "recovers typically 10–30% of web events and recordings.",
+    severity=Severity.MINOR,
+    docs_url="https://posthog.com/docs/advanced/proxy",
+    requires=("cube",),
+    thresholds={"pass_share": 0.90},
+)
+def reverse_proxy(facts: Facts, t: dict[str, Any]) -> Finding:
+    w = web(cube(facts))
+    web_events = total(w)
+    if web_events == 0:
+        return Finding(Status.SKIP, "No web (posthog-js) traffic in 30 days.", {})
+    proxied = share(total(w, "proxied"), web_events)
+    metrics = {"web_events": web_events, "proxied_share": pct(proxied), **truncation_note(facts)}
+    fix = ("Set up PostHog's managed reverse proxy or your own (Cloudflare, Next.js rewrites, nginx) and point "
+           "`api_host` at it.")
+    if proxied >= t["pass_share"]:
+        return Finding(Status.PASS, f"{pct(proxied)} of web events arrive through a reverse proxy.", metrics)
+    if proxied > 0:
+        return Finding(Status.WARN, f"Only {pct(proxied)} of web events arrive through a reverse proxy.",
+                       metrics, remediation=fix)
+    return Finding(Status.FAIL, "No web events arrive through a reverse proxy ($lib_custom_api_host never set).",
+                   metrics, remediation=fix)
+
+
+@check(
+    id="platform.authorized-urls",
+    title="Authorized URLs are configured",
+    failure_title="No authorized URLs",
+    description="Authorized URLs let the toolbar and heatmaps work on the customer's site and scope web "
+    "analytics to their own domains.",
+    severity=Severity.MINOR,
+    docs_url="https://posthog.com/docs/toolbar",
+    requires=("project", "cube"),
+)
+def authorized_urls(facts: Facts, t: dict[str, Any]) -> Finding:
+    if total(web(cube(facts))) == 0:
+        return Finding(Status.SKIP, "No web (posthog-js) traffic in 30 days.", {})
+    urls = [u for u in facts.require("project").get("app_urls") or [] if u]
+    if urls:
+        return Finding(Status.PASS, f"{len(urls)} authorized URL(s).", {"app_urls": len(urls)},
+                       Table.of(["authorized URL"], [[u] for u in urls]))
+    return Finding(Status.FAIL, "No authorized URLs while the project receives web traffic.", {"app_urls": 0},
+                   remediation="Add the customer's production domains under Project settings → Authorized URLs.")
+
+
+@check(
+    id="platform.ingestion-warnings",
+    title="Ingestion is clean",
+    failure_title="Ingestion warnings pile up",
+    description="Ingestion warnings mean events were dropped, merged wrongly or arrived malformed; they are "
+    "silent data loss unless someone looks.",
+    severity=Severity.MAJOR,
+    docs_url="https://posthog.com/docs/data/ingestion-warnings",
+    uses=("ingestion_warnings",),
+    thresholds={"warn_count": 10, "fail_count": 1000},
+)
+def ingestion_warnings(facts: Facts, t: dict[str, Any]) -> Finding:
+    status = facts.status("ingestion_warnings")
+    if status != "ok":
+        reason = facts.reason("ingestion_warnings")
+        if status == "unavailable" or "missing scope" in reason:
+            return Finding(Status.SKIP, f"Ingestion warnings cannot be read with this key or PostHog version "
+                           f"({reason}); check them in Data management → Ingestion warnings.", {})
+        facts.require("ingestion_warnings")  # an unexpected failure: the runner turns it into an error
+    warnings = warning_counts(facts.require("ingestion_warnings"))
+    count = sum(warnings.values())
+    table = Table.of(["warning", "count (7 d)"], sorted(([k, v] for k, v in warnings.items()), key=lambda r: -r[1]))
+    metrics = {"warnings_7d": count, "types": len(warnings)}
+    fix = "Open Data management → Ingestion warnings, fix the largest type first, and re-check after a day."
+    if warnings.get("ingestion_capacity_overflow"):
+        return Finding(Status.FAIL, f"{num(count)} warnings in 7 days, including ingestion capacity overflow "
+                       "(events sent in a loop or a burst).", metrics, table, fix)
+    if count >= t["fail_count"]:
+        return Finding(Status.FAIL, f"{num(count)} ingestion warnings in 7 days.", metrics, table, fix)
+    if count >= t["warn_count"]:
+        return Finding(Status.WARN, f"{num(count)} ingestion warnings in 7 days.", metrics, table, fix)
+    return Finding(Status.PASS, f"{num(count)} ingestion warnings in 7 days.", metrics, table)
+
+
+def warning_counts(items: list[Any]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for item in items:
+        if isinstance(item, dict) and item.get("type"):
+            counts[item["type"]] = counts.get(item["type"], 0) + int(item.get("count") or 0)
+    return counts
+
+
+@check(
+    id="platform.test-traffic",
+    title="No dev or staging traffic in production",
+    failure_title="Dev/staging traffic leaks into production",
+    description="Events from localhost, staging and dev hosts inflate the bill and skew every metric.",
+    severity=Severity.MINOR,
+    docs_url="https://posthog.com/tutorials/filter-internal-users",
+    requires=("cube",),
+    thresholds={"warn_share": 0.01, "fail_share": 0.05},
+)
+def test_traffic(facts: Facts, t: dict[str, Any]) -> Finding:
+    df = cube(facts)
+    events = total(df)
+    if events == 0:
+        return Finding(Status.SKIP, "No events in 30 days.", {})
+    test = total(df, "test_host_events")
+    ratio = share(test, events)
+    top = (df.filter(pl.col("test_host_events") > 0).group_by("event").agg(pl.col("test_host_events").sum())
+           .sort("test_host_events", descending=True))
+    table = Table.of(["event", "events from test hosts"], [list(r) for r in top.iter_rows()]) if top.height else None
+    metrics = {"test_host_events": test, "share": pct(ratio), **truncation_note(facts)}
+    fix = ("Use a separate PostHog project for development and staging (or don't initialise PostHog there), and "
+           "add a test-account filter for $host.")
+    status = Status.FAIL if ratio >= t["fail_share"] else Status.WARN if ratio >= t["warn_share"] else Status.PASS
+    return Finding(status, f"{pct(ratio)} of events come from localhost, staging or dev hosts.", metrics, table,
+                   fix if status != Status.PASS else "")
+
+
+CHECKS = (events_flowing, owners_and_admins, sdk_versions, reverse_proxy, authorized_urls, ingestion_warnings,
+          test_traffic)

@@ -1,0 +1,121 @@
+"""Shared fixtures: the loopback stand-in, a fast client, and vcrpy settings for the cassettes."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from auditor.demo import demo_scenario
+from auditor.posthog_api import PostHogClient, RateLimiter
+from tests.standin import StandIn, running
+
+ROOT = Path(__file__).resolve().parent.parent
+CANONICAL_HOST = "https://us.posthog.com"
+# Recording against a real project instead of the stand-in (see README, "Cassettes").
+RECORD_HOST = os.environ.get("AUDITOR_RECORD_HOST")
+SECRET_PATTERN = re.compile(r"phx_[A-Za-z0-9]{8,}|phc_[A-Za-z0-9]{8,}|phs_[A-Za-z0-9]{8,}|Bearer [A-Za-z0-9_]{12,}"
+                            r"|Basic [A-Za-z0-9+/=]{12,}")
+SECRET_KEYS = ("api_token", "secret_api_token", "secret_api_token_backup", "live_events_token", "token")
+FIXED_NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def scenario():
+    return demo_scenario(FIXED_NOW)
+
+
+@pytest.fixture
+def standin(scenario) -> Iterator[StandIn]:
+    with running(scenario) as s:
+        yield s
+
+
+def fast_client(url: str, key: str, **kwargs: Any) -> PostHogClient:
+    """A client that never really sleeps between retries and has its own (unshared) rate limiter."""
+    options: dict[str, Any] = {"max_retries": 3, "backoff_base": 0.01, "read_timeout": 5.0,
+                               "limiter": RateLimiter(), "sleep": lambda s: None}
+    options.update(kwargs)
+    return PostHogClient(url, key, **options)
+
+
+# ---- vcrpy (pytest-recording) ---------------------------------------------------------------------
+
+def _scrub_text(text: str, loopback: str | None) -> str:
+    if loopback:
+        text = text.replace(loopback, CANONICAL_HOST)
+    return SECRET_PATTERN.sub("REDACTED", text)
+
+
+def _scrub_json(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: ("REDACTED" if k in SECRET_KEYS else _scrub_json(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub_json(v) for v in value]
+    return value
+
+
+# Where the stand-in listens while recording. Plain functions and module state, because pytest-recording
+# deep-copies vcr_config (a bound method would be copied along with its instance).
+RECORDING = {"loopback": None}
+
+
+def scrub_request(request: Any) -> Any:
+    """Rewrite the loopback base URL to the canonical host so replay never depends on the stand-in's port."""
+    loopback = RECORDING["loopback"]
+    if loopback and request.uri.startswith(loopback):
+        request.uri = CANONICAL_HOST + request.uri[len(loopback):]
+    return request
+
+
+def scrub_response(response: dict[str, Any]) -> dict[str, Any]:
+    """Drop cookies and volatile headers, redact secret fields and tokens, rewrite the loopback host."""
+    response["headers"] = {k: v for k, v in response["headers"].items()
+                           if k.lower() not in ("set-cookie", "date", "server")}
+    body = response["body"].get("string", b"")
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
+    with contextlib.suppress(ValueError):
+        text = json.dumps(_scrub_json(json.loads(text)))
+    response["body"]["string"] = _scrub_text(text, RECORDING["loopback"]).encode()
+    return response
+
+
+@pytest.fixture(scope="module")
+def vcr_config() -> dict[str, Any]:
+    return {
+        "filter_headers": [("authorization", "Bearer REDACTED")],
+        "decode_compressed_response": True,
+        "before_record_request": scrub_request,
+        "before_record_response": scrub_response,
+        "match_on": ["method", "scheme", "host", "port", "path", "query", "body"],
+    }
+
+
+@pytest.fixture(scope="module")
+def vcr_cassette_dir(request: pytest.FixtureRequest) -> str:
+    return str(ROOT / "cassettes" / request.module.__name__.split(".")[-1])
+
+
+@pytest.fixture
+def recording_target(record_mode: str, scenario) -> Iterator[tuple[str, str]]:
+    """(base URL, API key) for a cassette test: the canonical host on replay; on record, the stand-in
+    (or AUDITOR_RECORD_HOST with the real key from POSTHOG_PERSONAL_API_KEY)."""
+    if record_mode == "none":
+        yield CANONICAL_HOST, "phx_replay_key_not_used"
+        return
+    if RECORD_HOST:
+        yield RECORD_HOST, os.environ["POSTHOG_PERSONAL_API_KEY"]
+        return
+    with running(scenario) as s:
+        RECORDING["loopback"] = s.url
+        try:
+            yield s.url, s.api_key
+        finally:
+            RECORDING["loopback"] = None

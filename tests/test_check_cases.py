@@ -1,0 +1,91 @@
+"""Every check against the cases in tests/check_cases/<check id>.yml, with no HTTP.
+
+A case file:
+
+    check: platform.reverse-proxy
+    cases:
+      - name: all web traffic proxied
+        facts:                        # fact name -> value (status ok), or {$status: error|unavailable, $error: …}
+          cube: [{event: $pageview, lib: web, events: 100, proxied: 100}]   # cube/identity: rows as mappings
+        thresholds: {pass_share: 0.9} # optional overrides
+        expect: pass                  # the status
+        summary_contains: "100%"      # optional
+        severity: info                # optional: the effective severity
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from auditor.config import Settings
+from auditor.facts import Fact, Facts
+from auditor.queries import CUBE_COLUMNS, IDENTITY_COLUMNS
+from auditor.registry import load_registry
+from auditor.runner import run_check
+
+CASES_DIR = Path(__file__).parent / "check_cases"
+AS_OF = "2026-11-01T12:00:00+00:00"
+REGISTRY = load_registry(plugins=False)
+
+
+def build_facts(spec: dict[str, Any], as_of: str = AS_OF) -> Facts:
+    values: dict[str, Fact] = {}
+    for name, value in (spec or {}).items():
+        if isinstance(value, dict) and "$status" in value:
+            values[name] = Fact(value["$status"], None, value.get("$error", "injected"))
+            continue
+        if name in ("cube", "identity") and isinstance(value, list):
+            columns = CUBE_COLUMNS if name == "cube" else IDENTITY_COLUMNS
+            value = {"columns": list(columns), "rows": [[row.get(c) for c in columns] for row in value],
+                     "truncated": False, "limit": 50000}
+        values[name] = Fact("ok", value)
+    return Facts(values=values, as_of=datetime.fromisoformat(as_of))
+
+
+def load_cases() -> list[Any]:
+    params = []
+    for path in sorted(CASES_DIR.glob("*.yml")):
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        for case in doc["cases"]:
+            params.append(pytest.param(doc["check"], case, id=f"{doc['check']}::{case['name']}"))
+    return params
+
+
+@pytest.mark.parametrize(("check_id", "case"), load_cases())
+def test_case(check_id: str, case: dict[str, Any]) -> None:
+    check = REGISTRY.checks[check_id]
+    settings = Settings()
+    if case.get("thresholds"):
+        settings.check_overrides[check_id] = case["thresholds"]
+    facts = build_facts(case.get("facts") or {}, case.get("as_of", AS_OF))
+    result = run_check(check, facts, settings)
+    assert str(result.status) == case["expect"], f"{result.status}: {result.summary}"
+    if "summary_contains" in case:
+        assert case["summary_contains"] in result.summary
+    if "severity" in case:
+        assert str(result.severity) == case["severity"]
+    if result.status in ("warn", "fail"):
+        assert result.remediation, "a warning or failure must say how to fix it"
+    if "table_rows" in case:
+        assert result.evidence["table"] is not None
+        assert result.evidence["table"]["total_rows"] == case["table_rows"]
+
+
+def test_every_check_has_case_file_with_pass_and_fail() -> None:
+    covered: dict[str, set[str]] = {}
+    for path in CASES_DIR.glob("*.yml"):
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        assert path.stem == doc["check"], f"{path.name} should be named after its check"
+        covered[doc["check"]] = {c["expect"] for c in doc["cases"]}
+    for check_id, check in REGISTRY.checks.items():
+        statuses = covered.get(check_id)
+        assert statuses, f"{check_id} has no case file"
+        if check.meta.severity != "info":
+            assert {"pass", "fail"} <= statuses or {"pass", "warn"} <= statuses, \
+                f"{check_id} needs at least a passing and a failing case, has {sorted(statuses)}"
+        assert "error" in statuses or check.meta.requires == (), f"{check_id} needs a case whose fact failed"
