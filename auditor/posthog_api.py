@@ -31,6 +31,11 @@ MAX_PAGES = 2_000
 _QUERY_PATH_RE = re.compile(r"^/api/(projects|environments)/[^/]+/query/?$")
 
 
+def default_sleep(seconds: float) -> None:
+    """How the client waits between retries (tests replace it to stay fast)."""
+    time.sleep(seconds)
+
+
 class ApiError(Exception):
     """A request that could not be answered. `kind` says what a caller should make of it."""
 
@@ -157,7 +162,7 @@ class PostHogClient:
         query_poll_timeout: float = 180.0,
         limiter: RateLimiter | None = None,
         session: requests.Session | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
     ):
         if not api_key:
             raise ValueError("a PostHog personal API key is required")
@@ -170,7 +175,7 @@ class PostHogClient:
         self.query_poll_timeout = query_poll_timeout
         self.limiter = limiter or RateLimiter.for_key(api_key)
         self.stats = ClientStats()
-        self._sleep = sleep
+        self._sleep = sleep or default_sleep
         self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="posthog-api")
         if session is None:
             session = requests.Session()

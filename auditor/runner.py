@@ -44,6 +44,7 @@ def run_check(check: Check, facts: Facts, settings: Settings) -> CheckResult:
         evidence=finding.evidence(),
         remediation=finding.remediation if status not in (Status.PASS, Status.SKIP) else "",
         docs_url=meta.docs_url,
+        error=finding.summary if status == Status.ERROR else None,
         description=meta.description,
     )
 

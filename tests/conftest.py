@@ -21,6 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CANONICAL_HOST = "https://us.posthog.com"
 # Recording against a real project instead of the stand-in (see README, "Cassettes").
 RECORD_HOST = os.environ.get("AUDITOR_RECORD_HOST")
+RECORD_PROJECT = os.environ.get("AUDITOR_RECORD_PROJECT")
+CASSETTE_PROJECT = "4242"  # every recording is rewritten to this project id
 SECRET_PATTERN = re.compile(r"phx_[A-Za-z0-9]{8,}|phc_[A-Za-z0-9]{8,}|phs_[A-Za-z0-9]{8,}|Bearer [A-Za-z0-9_]{12,}"
                             r"|Basic [A-Za-z0-9+/=]{12,}")
 SECRET_KEYS = ("api_token", "secret_api_token", "secret_api_token_backup", "live_events_token", "token")
@@ -48,10 +50,8 @@ def fast_client(url: str, key: str, **kwargs: Any) -> PostHogClient:
 
 # ---- vcrpy (pytest-recording) ---------------------------------------------------------------------
 
-def _scrub_text(text: str, loopback: str | None) -> str:
-    if loopback:
-        text = text.replace(loopback, CANONICAL_HOST)
-    return SECRET_PATTERN.sub("REDACTED", text)
+def _scrub_text(text: str) -> str:
+    return SECRET_PATTERN.sub("REDACTED", _canonical(text))
 
 
 def _scrub_json(value: Any) -> Any:
@@ -64,14 +64,21 @@ def _scrub_json(value: Any) -> Any:
 
 # Where the stand-in listens while recording. Plain functions and module state, because pytest-recording
 # deep-copies vcr_config (a bound method would be copied along with its instance).
-RECORDING = {"loopback": None}
+RECORDING: dict[str, str | None] = {"loopback": None, "project": None}
+
+
+def _canonical(text: str) -> str:
+    loopback, project = RECORDING["loopback"], RECORDING["project"]
+    if loopback:
+        text = text.replace(loopback, CANONICAL_HOST)
+    if project and project != CASSETTE_PROJECT:
+        text = re.sub(rf"/(projects|environments)/{re.escape(project)}/", rf"/\1/{CASSETTE_PROJECT}/", text)
+    return text
 
 
 def scrub_request(request: Any) -> Any:
     """Rewrite the loopback base URL to the canonical host so replay never depends on the stand-in's port."""
-    loopback = RECORDING["loopback"]
-    if loopback and request.uri.startswith(loopback):
-        request.uri = CANONICAL_HOST + request.uri[len(loopback):]
+    request.uri = _canonical(request.uri)
     return request
 
 
@@ -83,7 +90,7 @@ def scrub_response(response: dict[str, Any]) -> dict[str, Any]:
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
     with contextlib.suppress(ValueError):
         text = json.dumps(_scrub_json(json.loads(text)))
-    response["body"]["string"] = _scrub_text(text, RECORDING["loopback"]).encode()
+    response["body"]["string"] = _scrub_text(text).encode()
     return response
 
 
@@ -104,18 +111,22 @@ def vcr_cassette_dir(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def recording_target(record_mode: str, scenario) -> Iterator[tuple[str, str]]:
-    """(base URL, API key) for a cassette test: the canonical host on replay; on record, the stand-in
-    (or AUDITOR_RECORD_HOST with the real key from POSTHOG_PERSONAL_API_KEY)."""
+def recording_target(record_mode: str, scenario) -> Iterator[tuple[str, str, str]]:
+    """(base URL, API key, project id) for a cassette test: the canonical host on replay; on record, the
+    stand-in, or AUDITOR_RECORD_HOST / AUDITOR_RECORD_PROJECT with the key in POSTHOG_PERSONAL_API_KEY."""
     if record_mode == "none":
-        yield CANONICAL_HOST, "phx_replay_key_not_used"
+        yield CANONICAL_HOST, "phx_replay_key_not_used", CASSETTE_PROJECT
         return
     if RECORD_HOST:
-        yield RECORD_HOST, os.environ["POSTHOG_PERSONAL_API_KEY"]
+        RECORDING["project"] = RECORD_PROJECT
+        try:
+            yield RECORD_HOST, os.environ["POSTHOG_PERSONAL_API_KEY"], RECORD_PROJECT or CASSETTE_PROJECT
+        finally:
+            RECORDING["project"] = None
         return
     with running(scenario) as s:
         RECORDING["loopback"] = s.url
         try:
-            yield s.url, s.api_key
+            yield s.url, s.api_key, CASSETTE_PROJECT
         finally:
             RECORDING["loopback"] = None

@@ -18,15 +18,13 @@ from auditor.facts import GATHERERS
 from auditor.registry import load_registry
 from tests.conftest import ROOT, SECRET_PATTERN, fast_client
 
-PROJECT = "4242"  # recordings are rewritten to this project id and to https://us.posthog.com
-
 
 @pytest.mark.vcr
 def test_every_gatherer_replays_from_cassette(recording_target):
-    url, key = recording_target
+    url, key, project = recording_target
     registry = load_registry(plugins=False)
     with fast_client(url, key, concurrency=1) as client:  # vcrpy cannot record concurrent requests
-        facts = gather_facts(client, PROJECT, list(registry.checks.values()), default_hooks())
+        facts = gather_facts(client, project, list(registry.checks.values()), default_hooks())
         hogql = client.stats.hogql_queries
     assert set(GATHERERS) <= set(facts.values), "every gatherer must be exercised by the cassette"
     not_ok = {name: f.error for name, f in facts.values.items() if f.status != "ok"}
@@ -40,10 +38,10 @@ def test_every_gatherer_replays_from_cassette(recording_target):
 
 @pytest.mark.vcr
 def test_cli_audit_end_to_end_on_cassette(recording_target, tmp_path, monkeypatch):
-    url, key = recording_target
+    url, key, project = recording_target
     monkeypatch.setenv("POSTHOG_PERSONAL_API_KEY", key)
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(cli, ["audit", "--host", url, "--project", PROJECT, "--out", "out", "--no-plugins",
+    result = CliRunner().invoke(cli, ["audit", "--host", url, "--project", project, "--out", "out", "--no-plugins",
                                        "--concurrency", "1"])
     assert result.exit_code == 1, result.output  # the demo customer is not ready (and has no Account Plan)
     run = json.loads((tmp_path / "out" / "report.json").read_text())
