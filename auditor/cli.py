@@ -6,6 +6,7 @@ Exit codes: 0 ready, 1 not ready, 2 usage/config/auth error, 3 the API could not
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -242,6 +243,12 @@ def _run(action: Callable[[], int]) -> NoReturn:
     except KeyboardInterrupt:
         click.echo("posthog-auditor: interrupted", err=True)
         sys.exit(130)
+    except Exception as exc:  # a bug: still one line, with a way to see more
+        if os.environ.get("POSTHOG_AUDITOR_DEBUG"):
+            raise
+        click.echo(f"posthog-auditor: internal error: {type(exc).__name__}: {exc} "
+                   "(set POSTHOG_AUDITOR_DEBUG=1 for the traceback)", err=True)
+        sys.exit(EXIT_USAGE)
     sys.exit(code)
 
 

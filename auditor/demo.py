@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import requests
 from requests.adapters import BaseAdapter
 
-from auditor.queries import CUBE_COLUMNS, IDENTITY_COLUMNS
+from auditor.queries import CUBE_COLUMNS, IDENTITY_COLUMNS, REPLAY_COLUMNS
 
 DEMO_HOST = "https://us.posthog.com"
 DEMO_PROJECT_ID = "4242"
@@ -39,6 +39,7 @@ class Scenario:
     members: list[dict[str, Any]]
     cube_rows: list[dict[str, Any]]
     identity_rows: list[dict[str, Any]]
+    replay_rows: list[dict[str, Any]] = field(default_factory=list)
     lists: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # path suffix -> items
     plain: dict[str, Any] = field(default_factory=dict)  # path -> JSON answered as is
     missing: set[str] = field(default_factory=set)  # project path suffixes answering 404
@@ -109,6 +110,8 @@ class Scenario:
             columns, rows = CUBE_COLUMNS, self.cube_rows
         elif name.endswith("identity"):
             columns, rows = IDENTITY_COLUMNS, self.identity_rows
+        elif name.endswith("replay"):
+            columns, rows = REPLAY_COLUMNS, self.replay_rows
         else:
             return 400, {}, {"type": "validation_error", "detail": f"unknown query {name!r}"}
         limit = int(re.findall(r"LIMIT\s+(\d+)", sql, re.IGNORECASE)[-1])
@@ -332,11 +335,51 @@ def demo_scenario(now: datetime | None = None) -> Scenario:
             {"type": "error_tracking", "name": "Error tracking", "subscribed": False, "current_amount_usd": None},
         ],
     }
+    # Replay: ~4,000 recordings a day for 90 days, 38% of them under 5 s of activity (no minimum duration).
+    replay = [
+        {"day": (now - timedelta(days=d)).date().isoformat(), "recordings": 4_000 + (d * 37) % 400,
+         "short_recordings": (4_000 + (d * 37) % 400) * 38 // 100, "last_start": ago(days=d, minutes=5)}
+        for d in range(89, -1, -1)
+    ]
+    playlists = [
+        {"id": 1, "short_id": "pl1", "name": "Checkout errors", "deleted": False, "last_modified_at": ago(days=20)},
+        {"id": 2, "short_id": "pl2", "name": "New signups", "deleted": False, "last_modified_at": ago(days=64)},
+    ]
+
+    def flag(i: int, key: str, updated_days: int, groups: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+        return {"id": 300 + i, "key": key, "name": extra.pop("description", ""), "active": True, "deleted": False,
+                "filters": {"groups": groups, "multivariate": extra.pop("multivariate", None), "payloads": {}},
+                "created_at": ago(days=updated_days + 30), "updated_at": ago(days=updated_days),
+                "is_simple_flag": False, "rollout_percentage": None, "ensure_experience_continuity": False,
+                "status": "ACTIVE", "last_called_at": extra.pop("last_called_at", None), **extra}
+
+    flags = [
+        flag(1, "new-file-browser", 10, [{"properties": [{"key": "plan", "type": "person", "value": ["pro"],
+                                                          "operator": "exact"}], "rollout_percentage": 50}],
+             description="Redesigned file browser", last_called_at=ago(minutes=3)),
+        flag(2, "bulk-upload", 120, [{"properties": [], "rollout_percentage": 100}],
+             multivariate={"variants": [{"key": "control", "rollout_percentage": 50},
+                                        {"key": "test", "rollout_percentage": 50}]},
+             description="Bulk upload experiment", last_called_at=ago(minutes=9)),
+        flag(3, "storage-quota-v2", 75, [{"properties": [], "rollout_percentage": 100}],
+             description="New storage quota logic", last_called_at=ago(minutes=1)),
+        flag(4, "dark-mode", 200, [{"properties": [], "rollout_percentage": None}], description="Dark mode"),
+        flag(5, "legacy-export", 160, [{"properties": [{"key": "id", "type": "cohort", "value": 3}],
+                                        "rollout_percentage": 100}], description="Old CSV export for beta testers"),
+    ]
+    experiments = [
+        {"id": 1, "name": "Bulk upload CTA", "feature_flag_key": "bulk-upload", "start_date": ago(days=120),
+         "end_date": None, "archived": False, "deleted": False, "created_at": ago(days=125), "type": "product"},
+        {"id": 2, "name": "Pricing page copy", "feature_flag_key": "pricing-copy", "start_date": ago(days=210),
+         "end_date": ago(days=180), "archived": False, "deleted": False, "created_at": ago(days=215),
+         "type": "web", "conclusion": "won"},
+    ]
     return Scenario(
         project_id=DEMO_PROJECT_ID, project=project, organization=organization, members=members,
-        cube_rows=cube, identity_rows=identity,
+        cube_rows=cube, identity_rows=identity, replay_rows=replay,
         lists={"actions/": actions, "dashboards/": dashboards, "insights/": insights,
-               "property_definitions/": person_properties, "cohorts/": cohorts},
+               "property_definitions/": person_properties, "cohorts/": cohorts,
+               "session_recording_playlists/": playlists, "feature_flags/": flags, "experiments/": experiments},
         plain={"groups_types/": groups, "sdk_health/report/": sdk_health, "ingestion_warnings_v2/": warnings,
                "/api/billing/": billing},
     )

@@ -221,6 +221,28 @@ def _cohorts(ctx: GatherContext) -> Any:
     return ctx.client.project_list(ctx.project_id, "cohorts/", {"limit": 100})
 
 
+@gatherer("replay", "query:read", "recordings per day, last 90 days (HogQL)")
+def _replay(ctx: GatherContext) -> Any:
+    result = ctx.client.query(ctx.project_id, queries.replay_sql(), name="posthog-auditor replay", limit=1000)
+    return _query_fact(result)
+
+
+@gatherer("playlists", "session_recording_playlist:read", "saved recording playlists")
+def _playlists(ctx: GatherContext) -> Any:
+    return ctx.client.project_list(ctx.project_id, "session_recording_playlists/", {"limit": 100})
+
+
+@gatherer("flags", "feature_flag:read", "feature flags")
+def _flags(ctx: GatherContext) -> Any:
+    # Listing flags with a personal key counts toward the customer's local-evaluation requests: once only.
+    return ctx.client.project_list(ctx.project_id, "feature_flags/", {"limit": 100})
+
+
+@gatherer("experiments", "experiment:read", "experiments")
+def _experiments(ctx: GatherContext) -> Any:
+    return ctx.client.project_list(ctx.project_id, "experiments/", {"limit": 100})
+
+
 # ---- orchestration ---------------------------------------------------------------------------
 
 def read_key_scopes(client: PostHogClient) -> frozenset[str] | None:

@@ -113,3 +113,26 @@ SELECT kind, key, lib, flag_locally_evaluated, events, distinct_ids, sessions, e
 ORDER BY events DESC
 LIMIT {int(limit)}
 """.strip()
+
+
+REPLAY_COLUMNS = ("day", "recordings", "short_recordings", "last_start")
+REPLAY_WINDOW_DAYS = 90  # long enough to say "stopped since <date>" rather than only "none in 30 days"
+
+
+def replay_sql(window_days: int = REPLAY_WINDOW_DAYS, short_ms: int = 5_000) -> str:
+    """Recordings per day (by session start), with those under `short_ms` of active time."""
+    return f"""
+SELECT day, recordings, short_recordings, last_start FROM (
+    SELECT toString(toDate(start_time)) AS day, count() AS recordings,
+        countIf(active_ms < {int(short_ms)}) AS short_recordings, toString(max(start_time)) AS last_start
+    FROM (
+        SELECT session_id, min(min_first_timestamp) AS start_time, sum(active_milliseconds) AS active_ms
+        FROM raw_session_replay_events
+        WHERE min_first_timestamp >= now() - INTERVAL {int(window_days)} DAY
+        GROUP BY session_id
+    )
+    GROUP BY day
+)
+ORDER BY day
+LIMIT 1000
+""".strip()

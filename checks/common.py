@@ -22,7 +22,7 @@ SERVER_LIBS = ("posthog-node", "posthog-python", "posthog-ruby", "posthog-go", "
                "posthog-dotnet", "posthog-elixir")
 
 
-def _frame(fact: dict[str, Any], columns: tuple[str, ...], schema: dict[str, Any]) -> pl.DataFrame:
+def frame(fact: dict[str, Any], columns: tuple[str, ...], schema: dict[str, Any]) -> pl.DataFrame:
     """Rows keyed by the returned column names, so a reordered response still lands in the right columns."""
     names = list(fact.get("columns") or columns)
     records = []
@@ -42,11 +42,11 @@ def _coerce(value: Any, dtype: Any) -> Any:
 
 def cube(facts: Facts) -> pl.DataFrame:
     """The 30-day event aggregate: one row per (event, $lib, $lib_version)."""
-    return facts.memo("cube", lambda: _frame(facts.require("cube"), CUBE_COLUMNS, CUBE_SCHEMA))
+    return facts.memo("cube", lambda: frame(facts.require("cube"), CUBE_COLUMNS, CUBE_SCHEMA))
 
 
 def identity(facts: Facts) -> pl.DataFrame:
-    return facts.memo("identity", lambda: _frame(facts.require("identity"), IDENTITY_COLUMNS, IDENTITY_SCHEMA))
+    return facts.memo("identity", lambda: frame(facts.require("identity"), IDENTITY_COLUMNS, IDENTITY_SCHEMA))
 
 
 def identity_totals(facts: Facts) -> dict[str, int]:

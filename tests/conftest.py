@@ -15,6 +15,7 @@ import pytest
 
 from auditor.demo import demo_scenario
 from auditor.posthog_api import PostHogClient, RateLimiter
+from tests.scenarios import VARIANTS
 from tests.standin import StandIn, running
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,8 +31,13 @@ FIXED_NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def scenario():
-    return demo_scenario(FIXED_NOW)
+def scenario(request: pytest.FixtureRequest):
+    """The demo project as of FIXED_NOW, or a variant of it (parametrize indirectly with a VARIANTS name)."""
+    base = demo_scenario(FIXED_NOW)
+    variant = getattr(request, "param", None)
+    if variant:
+        VARIANTS[variant](base)
+    return base
 
 
 @pytest.fixture

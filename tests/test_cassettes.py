@@ -12,11 +12,12 @@ import re
 import pytest
 from click.testing import CliRunner
 
-from auditor.audit import default_hooks, gather_facts
+from auditor.audit import default_hooks, evaluate, gather_facts
 from auditor.cli import cli
+from auditor.config import Settings
 from auditor.facts import GATHERERS
 from auditor.registry import load_registry
-from tests.conftest import ROOT, SECRET_PATTERN, fast_client
+from tests.conftest import FIXED_NOW, ROOT, SECRET_PATTERN, fast_client
 
 
 @pytest.mark.vcr
@@ -29,7 +30,7 @@ def test_every_gatherer_replays_from_cassette(recording_target):
     assert set(GATHERERS) <= set(facts.values), "every gatherer must be exercised by the cassette"
     not_ok = {name: f.error for name, f in facts.values.items() if f.status != "ok"}
     assert not not_ok
-    assert hogql == 2  # the cube and the identity query; the budget is 3 per audit
+    assert hogql == 3  # the cube, the identity and the replay query: the whole budget
     cube = facts.require("cube")
     assert cube["columns"][:4] == ["event", "lib", "lib_version", "events"] and cube["rows"]
     assert "api_token" not in facts.require("project")
@@ -55,7 +56,7 @@ def test_cli_audit_end_to_end_on_cassette(recording_target, tmp_path, monkeypatc
         assert set(r) >= {"id", "category", "severity", "status", "score", "title", "summary", "evidence",
                           "remediation", "docs_url", "error"}
         assert r["status"] in ("pass", "warn", "fail", "error", "skip", "manual", "info")
-    assert {c["id"] for c in run["categories"]} == {"platform", "product_analytics"}
+    assert {c["id"] for c in run["categories"]} >= {"platform", "product_analytics", "session_replay", "feature_flags"}
     assert run["readiness"]["ready"] is False and run["readiness"]["reasons"]
     assert run["stats"]["hogql_queries"] <= 3
     assert (tmp_path / "out" / "report.html").read_text().startswith("<!DOCTYPE html>")
@@ -70,3 +71,46 @@ def test_cassettes_hold_no_secrets():
         assert not SECRET_PATTERN.search(text), f"{path} contains a secret"
         assert not re.search(r"127\.0\.0\.1|localhost:\d+", text), f"{path} still names the loopback host"
         assert "api_token" not in text or '"api_token": "REDACTED"' in text
+
+
+def audit_recorded(recording_target) -> dict:
+    """Gather through the real client (cassette on replay), then judge as of the day the scenario was made."""
+    url, key, project = recording_target
+    registry = load_registry(plugins=False)
+    checks = list(registry.checks.values())
+    with fast_client(url, key, concurrency=1) as client:
+        facts = gather_facts(client, project, checks, default_hooks())
+    facts.as_of = FIXED_NOW
+    run = evaluate(facts, registry, checks, Settings())
+    return {r["id"]: r for r in run["results"]} | {"_run": run}
+
+
+@pytest.mark.vcr
+@pytest.mark.parametrize("scenario", ["privacy_risky_replay"], indirect=True)
+def test_privacy_risky_replay_project(recording_target, scenario):
+    results = audit_recorded(recording_target)
+    masking = results["session_replay.privacy-masking"]
+    assert masking["status"] == "fail" and "Input masking is turned off" in masking["summary"]
+    assert results["session_replay.authorized-domains"]["status"] == "fail"
+    assert results["session_replay.minimum-duration"]["status"] == "fail"
+    assert results["session_replay.recording-controls"]["status"] == "warn"
+    assert results["session_replay.short-recordings"]["status"] == "fail"
+    assert results["session_replay.recording-active"]["status"] == "pass"
+    run = results["_run"]
+    assert any("privacy-masking" in reason for reason in run["readiness"]["reasons"])  # a blocker
+
+
+@pytest.mark.vcr
+@pytest.mark.parametrize("scenario", ["flag_heavy_throwaway_ids"], indirect=True)
+def test_flag_heavy_project_with_throwaway_ids(recording_target, scenario):
+    results = audit_recorded(recording_target)
+    volume = results["feature_flags.call-volume"]
+    assert volume["status"] == "fail" and "throwaway ids" in volume["summary"]
+    assert volume["evidence"]["metrics"]["ids_seen_only_in_flag_calls"] == 95_000
+    assert results["feature_flags.server-local-evaluation"]["status"] == "fail"
+    stale = results["feature_flags.stale-rollouts"]
+    assert stale["status"] == "warn"
+    assert {row[0] for row in stale["evidence"]["table"]["rows"]} == {"storage-quota-v2", "dark-mode"}
+    assert {row[0] for row in results["feature_flags.uncalled-flags"]["evidence"]["table"]["rows"]} == \
+        {"dark-mode", "legacy-export"}
+    assert results["feature_flags.experiments"]["status"] == "warn"

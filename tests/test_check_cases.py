@@ -6,7 +6,7 @@ A case file:
     cases:
       - name: all web traffic proxied
         facts:                        # fact name -> value (status ok), or {$status: error|unavailable, $error: …}
-          cube: [{event: $pageview, lib: web, events: 100, proxied: 100}]   # cube/identity: rows as mappings
+          cube: [{event: $pageview, lib: web, events: 100, proxied: 100}]   # HogQL facts: rows as mappings
         thresholds: {pass_share: 0.9} # optional overrides
         expect: pass                  # the status
         summary_contains: "100%"      # optional
@@ -24,13 +24,14 @@ import yaml
 
 from auditor.config import Settings
 from auditor.facts import Fact, Facts
-from auditor.queries import CUBE_COLUMNS, IDENTITY_COLUMNS
+from auditor.queries import CUBE_COLUMNS, IDENTITY_COLUMNS, REPLAY_COLUMNS
 from auditor.registry import load_registry
 from auditor.runner import run_check
 
 CASES_DIR = Path(__file__).parent / "check_cases"
 AS_OF = "2026-11-01T12:00:00+00:00"
 REGISTRY = load_registry(plugins=False)
+QUERY_COLUMNS = {"cube": CUBE_COLUMNS, "identity": IDENTITY_COLUMNS, "replay": REPLAY_COLUMNS}
 
 
 def build_facts(spec: dict[str, Any], as_of: str = AS_OF) -> Facts:
@@ -39,8 +40,8 @@ def build_facts(spec: dict[str, Any], as_of: str = AS_OF) -> Facts:
         if isinstance(value, dict) and "$status" in value:
             values[name] = Fact(value["$status"], None, value.get("$error", "injected"))
             continue
-        if name in ("cube", "identity") and isinstance(value, list):
-            columns = CUBE_COLUMNS if name == "cube" else IDENTITY_COLUMNS
+        if name in QUERY_COLUMNS and isinstance(value, list):
+            columns = QUERY_COLUMNS[name]
             value = {"columns": list(columns), "rows": [[row.get(c) for c in columns] for row in value],
                      "truncated": False, "limit": 50000}
         values[name] = Fact("ok", value)

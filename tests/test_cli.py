@@ -52,6 +52,10 @@ def test_demo_writes_three_reports_and_exits_not_ready(tmp_path):
     assert statuses["product_analytics.illegal-distinct-ids"] == "fail"
     assert statuses["platform.sdk-versions"] == "fail"
     assert statuses["platform.reverse-proxy"] == "fail"
+    assert statuses["session_replay.minimum-duration"] == "fail"
+    assert statuses["session_replay.authorized-domains"] == "fail"
+    assert statuses["feature_flags.server-local-evaluation"] == "fail"
+    assert statuses["feature_flags.stale-rollouts"] == "warn"
     assert "Hedgebox" in (tmp_path / "report.md").read_text()
 
 
@@ -60,7 +64,7 @@ def test_live_audit_against_standin(standin, key_env, tmp_path):
     assert result.exit_code == 1, result.output
     run = json.loads((tmp_path / "report.json").read_text())
     assert all(f["status"] == "ok" for f in run["facts"].values()), run["facts"]
-    assert run["stats"]["hogql_queries"] == 2
+    assert run["stats"]["hogql_queries"] == 3  # the cube, identity and replay queries: never more
     # Only GETs, plus POSTs to the query endpoint.
     assert {m for m, p in standin.requests if not p.endswith("/query/")} == {"GET"}
 
@@ -202,7 +206,7 @@ def test_reports_are_replaced_atomically(tmp_path):
 def test_checks_lists_every_check_with_its_source():
     result = invoke(["checks", "--format", "json", "--no-plugins"])
     rows = json.loads(result.output)
-    assert len(rows) == 21
+    assert len(rows) == 35
     assert {r["source"] for r in rows} == {"checks"}
     table = invoke(["checks", "--no-plugins"]).output
     assert "platform.reverse-proxy" in table and "minor" in table

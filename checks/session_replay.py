@@ -1,0 +1,257 @@
+"""Session replay checks: recording works, records what is worth watching, and never leaks private data."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import polars as pl
+
+from auditor.facts import Facts
+from auditor.model import Finding, Severity, Status, Table, check
+from auditor.queries import REPLAY_COLUMNS
+from checks.common import day, frame, num, pct, share, truncation_note
+
+DOCS = "https://posthog.com/docs/session-replay"
+REPLAY_SCHEMA: dict[str, Any] = {"day": pl.Utf8, "recordings": pl.Int64, "short_recordings": pl.Int64,
+                                 "last_start": pl.Utf8}
+
+
+def replay(facts: Facts) -> pl.DataFrame:
+    return facts.memo("replay", lambda: frame(facts.require("replay"), REPLAY_COLUMNS, REPLAY_SCHEMA))
+
+
+def since(facts: Facts, days: int) -> pl.DataFrame:
+    """Rows of the last `days` calendar days, today included."""
+    cutoff = (facts.as_of - timedelta(days=days)).date().isoformat()
+    return replay(facts).filter(pl.col("day") > cutoff)
+
+
+def recording_on(facts: Facts) -> bool:
+    return bool(facts.require("project").get("session_recording_opt_in"))
+
+
+def _not_recording(facts: Facts) -> Finding | None:
+    """Settings checks do not apply to a project that does not record."""
+    if not recording_on(facts):
+        return Finding(Status.SKIP, "Session recording is off for this project.", {"session_recording_opt_in": False})
+    return None
+
+
+@check(
+    id="session_replay.recording-active",
+    title="Replay is recording",
+    failure_title="Replay is not recording",
+    description="Replay only helps if sessions are being recorded now: settings, SDK config and quotas can all "
+    "stop it silently.",
+    severity=Severity.BLOCKER,
+    docs_url=f"{DOCS}/installation",
+    requires=("project", "replay"),
+    thresholds={"recent_days": 7},
+)
+def recording_active(facts: Facts, t: dict[str, Any]) -> Finding:
+    on = recording_on(facts)
+    df = replay(facts)
+    recent = since(facts, t["recent_days"])
+    last = df["last_start"].drop_nulls().max() if df.height else None
+    metrics = {"session_recording_opt_in": on, f"recordings_{t['recent_days']}d": int(recent["recordings"].sum()),
+               "recordings_30d": int(since(facts, 30)["recordings"].sum()), "last_recording": day(last),
+               **truncation_note(facts, "replay")}
+    table = Table.of(["day", "recordings"], [[r["day"], r["recordings"]] for r in df.tail(14).iter_rows(named=True)]) \
+        if df.height else None
+    history = f"stopped since {day(last)}" if last else "never recorded in the last 90 days"
+    if not on:
+        return Finding(Status.FAIL, f"Session recording is switched off ({history}).", metrics, table,
+                       "Turn on session recording in Project settings → Session replay, and check posthog-js is "
+                       "not initialised with `disable_session_recording: true`.")
+    if recent.height == 0 or int(recent["recordings"].sum()) == 0:
+        return Finding(Status.FAIL, f"Recording is on but nothing was recorded in {t['recent_days']} days: "
+                       f"{history}.", metrics, table,
+                       "Check the posthog-js version and config (`disable_session_recording`, a linked flag or "
+                       "triggers that never match), authorized domains, and the replay billing limit.")
+    recent_count = int(recent["recordings"].sum())
+    return Finding(Status.PASS, f"{num(recent_count)} recordings in the last {t['recent_days']} days.", metrics, table)
+
+
+@check(
+    id="session_replay.minimum-duration",
+    title="Recordings skip bounce sessions",
+    failure_title="Every bounce is recorded and billed",
+    description="Without a minimum duration, sessions of a second or two are recorded and billed though nobody "
+    "will watch them. PostHog recommends at least 2 seconds.",
+    severity=Severity.MAJOR,
+    docs_url=f"{DOCS}/how-to-control-which-sessions-you-record",
+    requires=("project",),
+    thresholds={"pass_ms": 2000},
+)
+def minimum_duration(facts: Facts, t: dict[str, Any]) -> Finding:
+    off = _not_recording(facts)
+    if off:
+        return off
+    ms = facts.require("project").get("session_recording_minimum_duration_milliseconds") or 0
+    metrics = {"minimum_duration_ms": ms}
+    fix = (f"Set a minimum duration of at least {t['pass_ms'] / 1000:g} s in Project settings → Session replay "
+           "→ Minimum session duration (posthog-js ≥ 1.89).")
+    if ms >= t["pass_ms"]:
+        return Finding(Status.PASS, f"Minimum duration is {ms / 1000:g} s.", metrics)
+    if ms > 0:
+        return Finding(Status.WARN, f"Minimum duration is only {ms / 1000:g} s.", metrics, remediation=fix)
+    return Finding(Status.FAIL, "No minimum duration: every session, however short, is recorded and billed.",
+                   metrics, remediation=fix)
+
+
+def recording_controls_in_use(project: dict[str, Any]) -> list[list[str]]:
+    controls = []
+    try:
+        rate = float(project.get("session_recording_sample_rate") or 1)  # a decimal string, e.g. "0.50"
+    except (TypeError, ValueError):
+        rate = 1.0
+    if rate < 1:
+        controls.append(["sampling", f"{rate:.0%} of sessions"])
+    flag = project.get("session_recording_linked_flag")
+    if flag:
+        controls.append(["linked flag", str(flag.get("key") if isinstance(flag, dict) else flag)])
+    if project.get("session_recording_url_trigger_config"):
+        controls.append(["URL triggers", str(len(project["session_recording_url_trigger_config"]))])
+    if project.get("session_recording_event_trigger_config"):
+        controls.append(["event triggers", ", ".join(map(str, project["session_recording_event_trigger_config"]))])
+    if project.get("session_recording_url_blocklist_config"):
+        controls.append(["URL blocklist", str(len(project["session_recording_url_blocklist_config"]))])
+    return controls
+
+
+@check(
+    id="session_replay.recording-controls",
+    title="Recording controls are used",
+    failure_title="Every session is recorded",
+    description="Sampling, a linked flag, URL or event triggers and a URL blocklist keep replay focused on the "
+    "sessions that matter and the bill in proportion.",
+    severity=Severity.MINOR,
+    docs_url=f"{DOCS}/how-to-control-which-sessions-you-record",
+    requires=("project",),
+)
+def recording_controls(facts: Facts, t: dict[str, Any]) -> Finding:
+    off = _not_recording(facts)
+    if off:
+        return off
+    controls = recording_controls_in_use(facts.require("project"))
+    if controls:
+        return Finding(Status.PASS, "Recording controls in use: " + ", ".join(c[0] for c in controls) + ".",
+                       {"controls": len(controls)}, Table.of(["control", "setting"], controls))
+    return Finding(Status.WARN, "No sampling, linked flag, triggers or URL blocklist: every session is recorded.",
+                   {"controls": 0}, remediation="Record what you will watch: sample (e.g. 50%), link a flag to "
+                   "record only some users, or trigger on the URLs or events of the flows under study.")
+
+
+@check(
+    id="session_replay.privacy-masking",
+    title="Privacy controls are in place",
+    failure_title="Replay may record private data",
+    description="Recordings must not capture passwords, card numbers or personal data. PostHog masks all inputs "
+    "by default; turning that off, or recording network bodies and headers, needs deliberate masking.",
+    severity=Severity.BLOCKER,
+    docs_url=f"{DOCS}/privacy",
+    requires=("project",),
+)
+def privacy_masking(facts: Facts, t: dict[str, Any]) -> Finding:
+    off = _not_recording(facts)
+    if off:
+        return off
+    project = facts.require("project")
+    masking = project.get("session_recording_masking_config") or {}
+    network = project.get("session_recording_network_payload_capture_config") or {}
+    canvas = bool((project.get("session_replay_config") or {}).get("record_canvas"))
+    rows = [
+        ["maskAllInputs", "default (true)" if "maskAllInputs" not in masking else str(masking["maskAllInputs"])],
+        ["maskTextSelector", masking.get("maskTextSelector") or "—"],
+        ["blockSelector", masking.get("blockSelector") or "—"],
+        ["network bodies", "recorded" if network.get("recordBody") else "not recorded"],
+        ["network headers", "recorded" if network.get("recordHeaders") else "not recorded"],
+        ["canvas", "recorded" if canvas else "not recorded"],
+    ]
+    table = Table.of(["setting", "value"], rows)
+    metrics = {"mask_all_inputs": masking.get("maskAllInputs", True), "network_body": bool(network.get("recordBody")),
+               "network_headers": bool(network.get("recordHeaders")), "canvas": canvas}
+    if masking.get("maskAllInputs") is False and not masking.get("maskTextSelector") \
+            and not masking.get("blockSelector"):
+        return Finding(Status.FAIL, "Input masking is turned off and no mask or block selector is set: typed "
+                       "values (including personal data) are recorded.", metrics, table,
+                       "Turn `maskAllInputs` back on in Project settings → Session replay → Privacy, or mask "
+                       "sensitive fields with `maskTextSelector` / the `ph-no-capture` class.")
+    risks = [r[0] for r in rows[3:] if r[1] == "recorded"]
+    if risks:
+        return Finding(Status.WARN, f"Recording {', '.join(risks)}: these can carry tokens and personal data.",
+                       metrics, table, "Record network bodies and headers only where needed and scrub them with "
+                       "`session_recording.maskCapturedNetworkRequestFn`; keep canvas recording off unless the "
+                       "canvas holds no personal data.")
+    return Finding(Status.PASS, "Inputs are masked and no network payloads or canvas are recorded.", metrics, table)
+
+
+@check(
+    id="session_replay.authorized-domains",
+    title="Only the customer's domains can record",
+    failure_title="Any domain can send recordings",
+    description="Without authorized domains, any site carrying the project token (a staging copy, a scraper, a "
+    "competitor) can send recordings to this project and the bill.",
+    severity=Severity.MAJOR,
+    docs_url=f"{DOCS}/privacy",
+    requires=("project",),
+)
+def authorized_domains(facts: Facts, t: dict[str, Any]) -> Finding:
+    off = _not_recording(facts)
+    if off:
+        return off
+    domains = [d for d in facts.require("project").get("recording_domains") or [] if d]
+    if domains:
+        return Finding(Status.PASS, f"Recordings are accepted from {len(domains)} authorized domain(s).",
+                       {"recording_domains": len(domains)}, Table.of(["domain"], [[d] for d in domains]))
+    return Finding(Status.FAIL, "No authorized domains: recordings are accepted from any origin.",
+                   {"recording_domains": 0}, remediation="Add the production domains under Project settings → "
+                   "Session replay → Authorized domains.")
+
+
+@check(
+    id="session_replay.short-recordings",
+    title="Recordings are worth watching",
+    failure_title="Most recordings are too short to watch",
+    description="Recordings with under 5 seconds of activity are rarely watched but always billed.",
+    severity=Severity.MINOR,
+    docs_url=f"{DOCS}/cutting-costs",
+    requires=("replay",),
+    thresholds={"pass_share": 0.20, "warn_share": 0.50, "days": 30},
+)
+def short_recordings(facts: Facts, t: dict[str, Any]) -> Finding:
+    window = since(facts, t["days"])
+    total = int(window["recordings"].sum()) if window.height else 0
+    if total == 0:
+        return Finding(Status.SKIP, f"No recordings in {t['days']} days.", {})
+    short = int(window["short_recordings"].sum())
+    ratio = share(short, total)
+    metrics = {"recordings": total, "under_5s_active": short, "share": pct(ratio), **truncation_note(facts, "replay")}
+    summary = f"{pct(ratio)} of {num(total)} recordings have under 5 s of activity."
+    fix = "Set a minimum duration (≥ 2 s) and record on triggers or a linked flag instead of every session."
+    if ratio <= t["pass_share"]:
+        return Finding(Status.PASS, summary, metrics)
+    return Finding(Status.WARN if ratio <= t["warn_share"] else Status.FAIL, summary, metrics, remediation=fix)
+
+
+@check(
+    id="session_replay.saved-playlists",
+    title="People know how to find recordings",
+    failure_title="No saved playlists",
+    description="Training proxy: saved playlists and collections show the team navigates replay with filters "
+    "rather than scrolling through recordings.",
+    severity=Severity.INFO,
+    docs_url=f"{DOCS}/how-to-watch-recordings",
+    requires=("playlists",),
+)
+def saved_playlists(facts: Facts, t: dict[str, Any]) -> Finding:
+    playlists = [p for p in facts.require("playlists") if isinstance(p, dict) and not p.get("deleted")]
+    table = Table.of(["playlist", "last modified"], [[p.get("name") or p.get("derived_name"),
+                                                      day(p.get("last_modified_at"))] for p in playlists]) \
+        if playlists else None
+    return Finding(Status.INFO, f"{len(playlists)} saved playlist(s).", {"playlists": len(playlists)}, table)
+
+
+CHECKS = (recording_active, minimum_duration, recording_controls, privacy_masking, authorized_domains,
+          short_recordings, saved_playlists)
