@@ -203,6 +203,7 @@ def demo_scenario(now: datetime | None = None) -> Scenario:
         w("$feature_flag_called", old, 140_000), n("$feature_flag_called", 90_000),
         w("$groupidentify", old, 9_000), w("$exception", old, 5_100),
         w("folder shared", old, 18_000),
+        w("survey shown", old, 12_000), w("survey sent", old, 420), w("survey dismissed", old, 7_900),
         n("signed up", 3_100, with_custom_properties=3_100),
         n("file uploaded", 220_000, with_custom_properties=215_000, illegal_id_events=1_840),
         n("invited teammate", 2_400, with_custom_properties=2_400),
@@ -219,6 +220,10 @@ def demo_scenario(now: datetime | None = None) -> Scenario:
          "events": 90_000, "distinct_ids": 21_000, "sessions": 0, "extra": 0},
         {"kind": "illegal_id", "key": "undefined", "lib": "", "flag_locally_evaluated": "", "events": 1_840,
          "distinct_ids": 1, "sessions": 95, "extra": 0},
+        {"kind": "survey", "key": "0191c0de-5001-0000-0000-000000000001", "lib": "survey shown",
+         "flag_locally_evaluated": "", "events": 12_000, "distinct_ids": 9_100, "sessions": 11_000, "extra": 0},
+        {"kind": "survey", "key": "0191c0de-5001-0000-0000-000000000001", "lib": "survey sent",
+         "flag_locally_evaluated": "", "events": 420, "distinct_ids": 415, "sessions": 420, "extra": 0},
         {"kind": "flag_only_ids", "key": "", "lib": "", "flag_locally_evaluated": "", "events": 6_200,
          "distinct_ids": 2_100, "sessions": 0, "extra": 0},
     ]
@@ -374,14 +379,70 @@ def demo_scenario(now: datetime | None = None) -> Scenario:
          "end_date": ago(days=180), "archived": False, "deleted": False, "created_at": ago(days=215),
          "type": "web", "conclusion": "won"},
     ]
+    # Data warehouse: a Stripe source shaped like PostHog's own fixture; Charge is large and re-synced in full
+    # every 6 hours (an incremental field exists), Invoice fails, Customer is fine.
+    def schema(i: int, name: str, status: str | None, sync_type: str | None, frequency: str, rows: int | None,
+               synced_hours: float | None, error: str | None = None, columns: tuple[str, ...] = ()) -> dict[str, Any]:
+        return {"id": f"0191b5c1-5c00-0000-0000-00000000000{i}", "name": name, "should_sync": status is not None,
+                "status": status, "sync_type": sync_type, "incremental": sync_type == "incremental",
+                "incremental_field": "created" if sync_type == "incremental" else None,
+                "incremental_field_type": "integer" if sync_type == "incremental" else None,
+                "sync_frequency": frequency, "sync_time_of_day": None, "latest_error": error,
+                "last_synced_at": ago(hours=synced_hours) if synced_hours is not None else None,
+                "table": None if rows is None else {
+                    "id": f"tbl-{i}", "name": f"stripe_{name.lower()}", "row_count": rows,
+                    "columns": [{"key": c, "name": c, "type": "integer" if c in ("created", "amount") else "string",
+                                 "schema_valid": True} for c in ("id", *columns)]}}
+
+    source = {
+        "id": "0191b5c1-5b00-0000-0000-0000000000aa", "created_at": ago(days=300), "created_by": "ben@hedgebox.net",
+        "status": "Failed", "source_type": "Stripe", "latest_error": None, "prefix": "prod_",
+        "last_run_at": ago(hours=2), "job_inputs": {"stripe_account_id": "acct_demo"},
+        "schemas": [
+            schema(1, "Charge", "Completed", "full_refresh", "6hour", 4_800_000, 3, columns=("amount", "created")),
+            schema(2, "Customer", "Completed", "incremental", "24hour", 61_000, 10, columns=("email", "created")),
+            schema(3, "Invoice", "Error", "full_refresh", "24hour", 240_000, 170,
+                   error="Stripe API key is missing the permission rak_invoice_read", columns=("created",)),
+            schema(4, "Account", None, None, "6hour", None, None),
+        ],
+    }
+    warehouse_jobs = [
+        {"id": f"job-{i}", "created_at": ago(hours=6 * i + 1), "finished_at": ago(hours=6 * i),
+         "status": "Completed", "schema": source["schemas"][0]["id"], "rows_synced": 4_790_000 + i * 1_000,
+         "latest_error": None} for i in range(4)
+    ] + [{"id": "job-c", "created_at": ago(hours=11), "finished_at": ago(hours=10), "status": "Completed",
+          "schema": source["schemas"][1]["id"], "rows_synced": 310, "latest_error": None}]
+    saved_queries = [{"id": "sq-1", "name": "mrr_by_plan", "deleted": False, "query": {"kind": "HogQLQuery"},
+                      "created_at": ago(days=90), "status": "Completed", "is_materialized": False}]
+    view_links: list[dict[str, Any]] = []
+    # Error tracking: web exceptions, minified (a symbol set referenced, none uploaded), issues left unassigned.
+    symbol_sets = [{"id": f"ss-{i}", "ref": f"https://app.hedgebox.net/static/js/main.{h}.js",
+                    "created_at": ago(days=3 * i), "last_used": ago(hours=i), "storage_ptr": None,
+                    "failure_reason": None} for i, h in enumerate(("a81f3c", "77b0d2", "c19e54"))]
+    error_issues = [{"id": f"0191b5c1-e000-0000-0000-{i:012d}", "status": "resolved" if i < 2 else "active",
+                     "name": f"TypeError: Cannot read properties of undefined (reading 'id{i}')",
+                     "assignee": {"type": "user", "id": 2} if i == 2 else None,
+                     "first_seen": ago(days=40 - i)} for i in range(24)]
+    surveys = [
+        {"id": "0191c0de-5001-0000-0000-000000000001", "name": "NPS (in-app)", "type": "popover",
+         "schedule": "once", "archived": False, "start_date": ago(days=28), "end_date": None,
+         "created_at": ago(days=30), "questions": [{"type": "rating", "question": "How likely are you to "
+                                                    "recommend Hedgebox?", "scale": 10}]},
+        {"id": "0191c0de-5001-0000-0000-000000000002", "name": "Churn reasons", "type": "popover",
+         "schedule": "once", "archived": False, "start_date": None, "end_date": None, "created_at": ago(days=5),
+         "questions": [{"type": "open", "question": "Why are you leaving?"}]},
+    ]
     return Scenario(
         project_id=DEMO_PROJECT_ID, project=project, organization=organization, members=members,
         cube_rows=cube, identity_rows=identity, replay_rows=replay,
         lists={"actions/": actions, "dashboards/": dashboards, "insights/": insights,
                "property_definitions/": person_properties, "cohorts/": cohorts,
-               "session_recording_playlists/": playlists, "feature_flags/": flags, "experiments/": experiments},
+               "session_recording_playlists/": playlists, "feature_flags/": flags, "experiments/": experiments,
+               "external_data_sources/": [source], "warehouse_saved_queries/": saved_queries,
+               "warehouse_view_links/": view_links, "error_tracking/symbol_sets/": symbol_sets,
+               "error_tracking/issues/": error_issues, "surveys/": surveys},
         plain={"groups_types/": groups, "sdk_health/report/": sdk_health, "ingestion_warnings_v2/": warnings,
-               "/api/billing/": billing},
+               "/api/billing/": billing, f"external_data_sources/{source['id']}/jobs/": warehouse_jobs},
     )
 
 

@@ -7,6 +7,7 @@ skip or say so) or `error` (it should have been readable and was not: the checks
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -102,6 +103,16 @@ class GatherContext:
     project_id: str
     project: dict[str, Any]
     scopes: frozenset[str] | None  # None: the key's scopes could not be read, so do not pre-judge
+    _shared: dict[str, Any] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def shared(self, key: str, fetch: Callable[[], Any]) -> Any:
+        """One request for data two gatherers need (e.g. the warehouse sources and their jobs)."""
+        with self._lock:
+            if key not in self._shared:
+                self._shared[key] = _Once(fetch)
+            once = self._shared[key]
+        return once.get()
 
     @property
     def organization_id(self) -> str:
@@ -111,6 +122,25 @@ class GatherContext:
         if not org:
             raise ApiError("bad_response", "the project payload names no organization")
         return str(org)
+
+
+class _Once:
+    """Runs fetch on first use; concurrent callers wait for that one result (or its exception)."""
+
+    def __init__(self, fetch: Callable[[], Any]):
+        self._fetch, self._lock, self._done, self._value, self._error = fetch, threading.Lock(), False, None, None
+
+    def get(self) -> Any:
+        with self._lock:
+            if not self._done:
+                try:
+                    self._value = self._fetch()
+                except Exception as exc:
+                    self._error = exc
+                self._done = True
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 @dataclass(frozen=True)
@@ -241,6 +271,53 @@ def _flags(ctx: GatherContext) -> Any:
 @gatherer("experiments", "experiment:read", "experiments")
 def _experiments(ctx: GatherContext) -> Any:
     return ctx.client.project_list(ctx.project_id, "experiments/", {"limit": 100})
+
+
+def _sources(ctx: GatherContext) -> list[Any]:
+    return ctx.shared("warehouse_sources", lambda: ctx.client.project_list(
+        ctx.project_id, "external_data_sources/", {"limit": 100}))
+
+
+@gatherer("warehouse_sources", "external_data_source:read", "data warehouse sources with their schemas")
+def _warehouse_sources(ctx: GatherContext) -> Any:
+    return _sources(ctx)
+
+
+@gatherer("warehouse_jobs", "external_data_source:read", "recent sync jobs per warehouse source")
+def _warehouse_jobs(ctx: GatherContext) -> Any:
+    sources = [s for s in _sources(ctx) if isinstance(s, dict) and s.get("id")]
+
+    def jobs(source: dict[str, Any]) -> list[Any]:
+        # Only the most recent page: enough for rows per sync; a source's full job history can be long.
+        body = ctx.client.project_get(ctx.project_id, f"external_data_sources/{source['id']}/jobs/")
+        return body if isinstance(body, list) else list((body or {}).get("results") or [])
+
+    return dict(zip([str(s["id"]) for s in sources], ctx.client.map(jobs, sources), strict=True))
+
+
+@gatherer("saved_queries", "warehouse_view:read", "saved SQL views")
+def _saved_queries(ctx: GatherContext) -> Any:
+    return ctx.client.project_list(ctx.project_id, "warehouse_saved_queries/")
+
+
+@gatherer("view_links", "warehouse_view:read", "warehouse joins (view links)")
+def _view_links(ctx: GatherContext) -> Any:
+    return ctx.client.project_list(ctx.project_id, "warehouse_view_links/", {"limit": 100})
+
+
+@gatherer("symbol_sets", "error_tracking:read", "uploaded source maps (symbol sets)")
+def _symbol_sets(ctx: GatherContext) -> Any:
+    return ctx.client.project_list(ctx.project_id, "error_tracking/symbol_sets/", {"limit": 100})
+
+
+@gatherer("error_issues", "error_tracking:read", "error tracking issues")
+def _error_issues(ctx: GatherContext) -> Any:
+    return ctx.client.project_list(ctx.project_id, "error_tracking/issues/", {"limit": 100})
+
+
+@gatherer("surveys", "survey:read", "surveys")
+def _surveys(ctx: GatherContext) -> Any:
+    return ctx.client.project_list(ctx.project_id, "surveys/", {"limit": 100})
 
 
 # ---- orchestration ---------------------------------------------------------------------------

@@ -88,7 +88,8 @@ LIMIT {int(limit)}
 
 def identity_sql(window_days: int = WINDOW_DAYS, limit: int = ROW_LIMIT) -> str:
     """Totals that cannot be summed from the cube (distinct ids, sessions), flag calls by key/lib/local
-    evaluation, the illegal distinct ids themselves, and the ids seen only in flag calls."""
+    evaluation, the illegal distinct ids themselves, the ids seen only in flag calls, and survey events per
+    survey (key = $survey_id, lib = the event)."""
     window = f"timestamp >= now() - INTERVAL {int(window_days)} DAY"
     return f"""
 SELECT kind, key, lib, flag_locally_evaluated, events, distinct_ids, sessions, extra FROM (
@@ -105,6 +106,10 @@ SELECT kind, key, lib, flag_locally_evaluated, events, distinct_ids, sessions, e
     SELECT 'illegal_id', distinct_id, '', '', count(), 1, uniq($session_id), 0
     FROM events WHERE {window} AND {illegal_id_condition()}
     GROUP BY distinct_id
+    UNION ALL
+    SELECT 'survey', toString(properties.$survey_id), event, '', count(), uniq(distinct_id), uniq($session_id), 0
+    FROM events WHERE {window} AND event IN ('survey shown', 'survey sent')
+    GROUP BY toString(properties.$survey_id), event
     UNION ALL
     SELECT 'flag_only_ids', '', '', '', sum(n), count(), 0, 0
     FROM (SELECT distinct_id, count() AS n FROM events WHERE {window}

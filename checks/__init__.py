@@ -1,5 +1,13 @@
 """Built-in checks, one module per product. Each check is metadata plus a pure function of the facts."""
 
-from checks import feature_flags, platform, product_analytics, session_replay
+from checks import data_warehouse, error_tracking, feature_flags, platform, product_analytics, session_replay, surveys
 
-BUILTIN = (*platform.CHECKS, *product_analytics.CHECKS, *session_replay.CHECKS, *feature_flags.CHECKS)
+BUILTIN = (
+    *platform.CHECKS,
+    *product_analytics.CHECKS,
+    *session_replay.CHECKS,
+    *feature_flags.CHECKS,
+    *surveys.CHECKS,
+    *data_warehouse.CHECKS,
+    *error_tracking.CHECKS,
+)

@@ -58,9 +58,9 @@ def build_brief(facts: Facts, results: list[dict[str, Any]], scope: dict[str, An
     top = recommendations(results, scope)
     by_id = {r["id"]: r for r in results}
     data_notes = [by_id[c]["summary"] for c in DATA_MANAGEMENT_CHECKS if c in by_id and by_id[c]["status"] != "error"]
-    tip = (f"Open with the quickest win: {top[0]['title'].lower()} — {top[0]['summary']} "
-           f"({top[0]['docs_url']})") if top else "Open by confirming their goals for the next quarter: the " \
-        "deployment is in good shape."
+    tip = (f"Open with the finding that matters most — {top[0]['title']}: {top[0]['summary']} Offer the fix "
+           f"({top[0]['docs_url']}) and a short call to walk through it.") if top else \
+        "Open by confirming their goals for the next quarter: the deployment is in good shape."
     return {
         "owners_and_admins": admins,
         "most_active_members": most_active,

@@ -252,7 +252,7 @@ def autocapture_tuned(facts: Facts, t: dict[str, Any]) -> Finding:
         return Finding(Status.SKIP, "Autocapture is off and no autocaptured events arrive.",
                        {"autocapture_opt_out": True})
     ratio = share(autocaptured, events)
-    metrics = {"autocapture_share": pct(ratio), **event_mix(df), **truncation_note(facts)}
+    metrics = {**event_mix(df), **truncation_note(facts)}  # event_mix includes the $autocapture share
     if ratio <= t["max_share"]:
         return Finding(Status.PASS, f"$autocapture is {pct(ratio)} of events.", metrics)
     actions = autocapture_actions(facts.require("actions"))

@@ -25,4 +25,6 @@ def products_used(facts: Facts) -> dict[str, bool]:
         used["error_tracking"] = event_total(df, "$exception") > 0
     project = facts.get("project") or {}
     used["session_replay"] = bool(project.get("session_recording_opt_in"))
+    if facts.ok("warehouse_sources"):
+        used["data_warehouse"] = bool(facts.get("warehouse_sources"))
     return used

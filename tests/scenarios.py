@@ -37,6 +37,29 @@ def flag_heavy_throwaway_ids(s: Scenario) -> None:
             row.update(events=2_300_000, distinct_ids=95_000)
 
 
+def warehouse_trouble(s: Scenario) -> None:
+    """A Postgres source whose 30M-row events table is re-synced in full every hour, one billing-limited schema."""
+    source = s.lists["external_data_sources/"][0]
+    source["schemas"].append({
+        "id": "0191b5c1-5c00-0000-0000-0000000000f1", "name": "app_events", "should_sync": True,
+        "status": "Completed", "sync_type": "full_refresh", "incremental": False, "incremental_field": None,
+        "sync_frequency": "1hour", "latest_error": None, "last_synced_at": source["schemas"][0]["last_synced_at"],
+        "table": {"id": "tbl-f1", "name": "pg_app_events", "row_count": 30_000_000,
+                  "columns": [{"key": "id", "name": "id", "type": "string"}, {"key": "payload", "name": "payload"}]},
+    })
+    source["schemas"][1]["status"] = "Billing limits"
+
+
+def minified_exceptions(s: Scenario) -> None:
+    """Exception autocapture on, many web exceptions, source maps referenced but never uploaded."""
+    s.project["autocapture_exceptions_opt_in"] = True
+    for row in s.cube_rows:
+        if row["event"] == "$exception":
+            row.update(events=84_000, events_7d=19_600, events_24h=2_800)
+    s.lists["error_tracking/issues/"] = [{**i, "assignee": None, "status": "active"}
+                                         for i in s.lists["error_tracking/issues/"]]
+
+
 def _now(s: Scenario):
     from datetime import datetime
 
@@ -46,4 +69,6 @@ def _now(s: Scenario):
 VARIANTS: dict[str, Callable[[Scenario], None]] = {
     "privacy_risky_replay": privacy_risky_replay,
     "flag_heavy_throwaway_ids": flag_heavy_throwaway_ids,
+    "warehouse_trouble": warehouse_trouble,
+    "minified_exceptions": minified_exceptions,
 }

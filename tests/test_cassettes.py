@@ -114,3 +114,31 @@ def test_flag_heavy_project_with_throwaway_ids(recording_target, scenario):
     assert {row[0] for row in results["feature_flags.uncalled-flags"]["evidence"]["table"]["rows"]} == \
         {"dark-mode", "legacy-export"}
     assert results["feature_flags.experiments"]["status"] == "warn"
+
+
+@pytest.mark.vcr
+@pytest.mark.parametrize("scenario", ["warehouse_trouble"], indirect=True)
+def test_warehouse_with_large_full_refresh_and_failed_schema(recording_target, scenario):
+    results = audit_recorded(recording_target)
+    healthy = results["data_warehouse.sources-healthy"]
+    assert healthy["status"] == "fail"
+    # Invoice errors, Customer hit the billing limit, app_events (hourly) last synced 3 h ago is late.
+    assert {row[1] for row in healthy["evidence"]["table"]["rows"]} == {"Error", "Billing limits",
+                                                                        "late (syncs every 1hour)"}
+    full = results["data_warehouse.full-refresh-on-large-tables"]
+    assert full["status"] == "fail"
+    rows = {row[0]: row for row in full["evidence"]["table"]["rows"]}
+    assert rows["Stripe · app_events"][1:4] == [30_000_000, "1hour", 30_000_000 * 720]
+    assert rows["Stripe · app_events"][4] == "none found"
+    assert rows["Stripe · Charge"][4] == "created"  # the incremental field to switch to
+    assert results["data_warehouse.sync-frequency"]["status"] == "warn"
+
+
+@pytest.mark.vcr
+@pytest.mark.parametrize("scenario", ["minified_exceptions"], indirect=True)
+def test_web_app_with_minified_unresolved_exceptions(recording_target, scenario):
+    results = audit_recorded(recording_target)
+    assert results["error_tracking.exceptions-captured"]["status"] == "pass"
+    maps = results["error_tracking.source-maps"]
+    assert maps["status"] == "fail" and "84,000 web exceptions" in maps["summary"]
+    assert results["error_tracking.issues-triaged"]["status"] == "fail"

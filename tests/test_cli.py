@@ -206,7 +206,7 @@ def test_reports_are_replaced_atomically(tmp_path):
 def test_checks_lists_every_check_with_its_source():
     result = invoke(["checks", "--format", "json", "--no-plugins"])
     rows = json.loads(result.output)
-    assert len(rows) == 35
+    assert len(rows) == 45
     assert {r["source"] for r in rows} == {"checks"}
     table = invoke(["checks", "--no-plugins"]).output
     assert "platform.reverse-proxy" in table and "minor" in table
