@@ -11,7 +11,7 @@ from typing import Any
 
 from auditor import __version__
 from auditor.config import Settings
-from auditor.facts import Facts, fetch_project, gather, read_key_scopes
+from auditor.facts import Fact, Facts, fetch_project, gather, read_key_scopes
 from auditor.model import SCHEMA_VERSION, Check
 from auditor.posthog_api import PostHogClient
 from auditor.registry import Registry
@@ -27,12 +27,15 @@ class ProductHooks:
     paid_from_billing: Callable[[Facts], list[str] | None]
     products_used: Callable[[Facts], dict[str, bool]]
     build_brief: Callable[[Facts, list[dict[str, Any]], dict[str, Any]], dict[str, Any]]
+    recommend: Callable[[list[dict[str, Any]], dict[str, Any]], list[dict[str, Any]]]
+    attestation_items: dict[str, str]
 
 
 def default_hooks() -> ProductHooks:
-    from checks import brief, scope
+    from checks import brief, handover, scope
 
-    return ProductHooks(scope.SCOPE_FACTS, scope.paid_from_billing, scope.products_used, brief.build_brief)
+    return ProductHooks(scope.SCOPE_FACTS, scope.paid_from_billing, scope.products_used, brief.build_brief,
+                        brief.recommendations, handover.ATTESTATION_ITEMS)
 
 
 def gather_facts(client: PostHogClient, project_id: str, checks: list[Check], hooks: ProductHooks) -> Facts:
@@ -50,14 +53,20 @@ def evaluate(
     hooks: ProductHooks | None = None,
     started_at: datetime | None = None,
     stats: dict[str, Any] | None = None,
+    attestations: dict[str, Any] | None = None,
+    vitally: dict[str, Any] | None = None,
+    mode: str = "handover",
 ) -> dict[str, Any]:
     hooks = hooks or default_hooks()
     started_at = started_at or datetime.now(UTC)
     clock = time.perf_counter()
+    set_local_facts(facts, attestations, vitally)
+    # The scope comes first: checks such as handover.paid-products-used read it.
+    scope = decide_scope(hooks.paid_from_billing(facts), settings.paying_for, hooks.products_used(facts))
+    facts.values["scope"] = Fact("ok", scope.to_dict())
     results = run_checks(checks, facts, settings)
     results += [plugin_failure_result(f) for f in registry.failures]
-    scope = decide_scope(hooks.paid_from_billing(facts), settings.paying_for, hooks.products_used(facts))
-    categories, readiness = score_run(results, scope, settings.weights, settings.gate)
+    categories, readiness = score_run(results, scope, settings.weights, settings.gate, mode=mode)
     result_dicts = [r.to_dict() for r in results]
     scope_dict = scope.to_dict()
     finished_at = datetime.now(UTC)
@@ -73,7 +82,7 @@ def evaluate(
         "started_at": started_at.isoformat(),
         "finished_at": finished_at.isoformat(),
         "facts_as_of": facts.as_of.isoformat(),
-        "mode": "handover",
+        "mode": mode,
         "target": target,
         "scope": scope_dict,
         "facts": {
@@ -88,6 +97,16 @@ def evaluate(
     }
 
 
+def set_local_facts(facts: Facts, attestations: dict[str, Any] | None, vitally: dict[str, Any] | None) -> None:
+    """Facts from outside PostHog. Given ones win; saved ones (--from-facts) stay; missing ones say why."""
+    if attestations is not None:
+        facts.values["attestations"] = Fact("ok", attestations)
+    facts.values.setdefault("attestations", Fact("unavailable", error="no attestation file (--attestations)"))
+    if vitally is not None:
+        facts.values["vitally"] = Fact("ok", vitally)
+    facts.values.setdefault("vitally", Fact("unavailable", error="Vitally not read for this audit"))
+
+
 def audit_project(
     client: PostHogClient,
     project_id: str,
@@ -97,17 +116,109 @@ def audit_project(
     *,
     hooks: ProductHooks | None = None,
     save_facts: Callable[[Facts], None] | None = None,
+    **evaluate_options: Any,
 ) -> dict[str, Any]:
     hooks = hooks or default_hooks()
     started_at = datetime.now(UTC)
     clock = time.perf_counter()
+    # One client may audit several projects: count only this project's requests.
+    before = (client.stats.http_requests, client.stats.hogql_queries, client.stats.retries)
     facts = gather_facts(client, project_id, checks, hooks)
     if save_facts:
         save_facts(facts)
     stats = {
-        "http_requests": client.stats.http_requests,
-        "hogql_queries": client.stats.hogql_queries,
-        "retries": client.stats.retries,
+        "http_requests": client.stats.http_requests - before[0],
+        "hogql_queries": client.stats.hogql_queries - before[1],
+        "retries": client.stats.retries - before[2],
         "wall_seconds": time.perf_counter() - clock,
     }
-    return evaluate(facts, registry, checks, settings, hooks=hooks, started_at=started_at, stats=stats)
+    return evaluate(facts, registry, checks, settings, hooks=hooks, started_at=started_at, stats=stats,
+                    **evaluate_options)
+
+
+FACT_STATUS_ORDER = {"ok": 0, "unavailable": 1, "missing": 2, "error": 3}
+BAND_ORDER = ["Healthy", "Concerning", "Poor", "Unknown"]
+
+
+def combine_account(runs: list[dict[str, Any]], hooks: ProductHooks | None = None) -> dict[str, Any]:
+    """One verdict for an account of several projects: it is as ready as its weakest project, and a blocker
+    failing in any in-scope project blocks. Each project's full result stays under `projects`."""
+    if len(runs) == 1:
+        return runs[0]
+    hooks = hooks or default_hooks()
+    first = runs[0]
+
+    def name(run: dict[str, Any]) -> str:
+        return str(run["target"].get("project_name") or run["target"].get("project_id"))
+
+    results = [{**r, "project_id": run["target"].get("project_id"), "project_name": name(run)}
+               for run in runs for r in run["results"]]
+    categories = []
+    for cat_id in dict.fromkeys(c["id"] for run in runs for c in run["categories"]):
+        per = [(run, c) for run in runs for c in run["categories"] if c["id"] == cat_id]
+        unknown = [(run, c) for run, c in per if c["state"] == "unknown"]
+        scored = [(run, c) for run, c in per if c["state"] == "scored"]
+        worst = min(scored, key=lambda rc: rc[1]["score"]) if scored else None
+        base = dict(per[0][1])
+        base.update(in_scope=any(c["in_scope"] for _, c in per), counts={})
+        if unknown:
+            base.update(score=None, state="unknown", reason="; ".join(f"{name(r)}: {c['reason']}" for r, c in unknown))
+        elif worst:
+            base.update(score=worst[1]["score"], state="scored", reason=f"lowest: {name(worst[0])}")
+        categories.append(base)
+    reasons: list[str] = []
+    for run in runs:
+        for reason in run["readiness"]["reasons"]:
+            shared = all(reason in other["readiness"]["reasons"] for other in runs)
+            text = reason if shared else f"{name(run)}: {reason}"
+            if text not in reasons:
+                reasons.append(text)
+    scores = [run["readiness"]["score"] for run in runs]
+    readiness: dict[str, Any] = {
+        "score": None if any(s is None for s in scores) else min(scores),
+        "ready": all(run["readiness"]["ready"] for run in runs),
+        "reasons": reasons,
+    }
+    bands = [run["readiness"].get("band") for run in runs if run["readiness"].get("band")]
+    if bands:
+        readiness["band"] = max(bands, key=BAND_ORDER.index)
+    facts: dict[str, Any] = {}
+    for run in runs:
+        for fact_name, fact in run["facts"].items():
+            current = facts.get(fact_name)
+            rank = FACT_STATUS_ORDER.get(fact["status"], 3)
+            if current is None or rank > FACT_STATUS_ORDER.get(current["status"], 3):
+                error = f"{name(run)}: {fact['error']}" if fact.get("error") else None
+                facts[fact_name] = {"status": fact["status"], "error": error}
+    brief = dict(first["brief"])
+    brief["top_recommendations"] = [
+        {**rec, "summary": f"{rec.get('project_name')}: {rec['summary']}"}
+        for rec in hooks.recommend(results, first["scope"])
+    ]
+    for key in ("products_used", "products_not_used", "paid_but_unused"):
+        brief[key] = list(dict.fromkeys(p for run in runs for p in run["brief"].get(key) or []))
+    brief["products_not_used"] = [p for p in brief["products_not_used"] if p not in brief["products_used"]]
+    target = {
+        "host": first["target"].get("host"),
+        "project_id": ",".join(str(run["target"].get("project_id")) for run in runs),
+        "project_name": " + ".join(name(run) for run in runs),
+        "organization_id": first["target"].get("organization_id"),
+        "organization_name": first["target"].get("organization_name"),
+        "projects": [{"project_id": run["target"].get("project_id"), "project_name": name(run)} for run in runs],
+    }
+    stats = {key: sum(run["stats"].get(key, 0) for run in runs) for key in ("http_requests", "hogql_queries")}
+    stats["wall_seconds"] = round(sum(run["stats"].get("wall_seconds", 0) for run in runs), 3)
+    return {
+        **{k: first[k] for k in ("schema_version", "tool_version", "started_at", "facts_as_of", "mode", "gate")},
+        "run_id": first["run_id"].replace(f"-{first['target'].get('project_id')}-", "-account-", 1),
+        "finished_at": runs[-1]["finished_at"],
+        "target": target,
+        "scope": first["scope"],
+        "facts": facts,
+        "results": results,
+        "categories": categories,
+        "readiness": readiness,
+        "brief": brief,
+        "stats": stats,
+        "projects": runs,
+    }

@@ -15,9 +15,10 @@ from typing import Any, NoReturn
 import click
 
 from auditor import __version__
-from auditor.audit import audit_project, evaluate
+from auditor.attestations import AttestationError, load_attestations, template
+from auditor.audit import ProductHooks, audit_project, combine_account, default_hooks, evaluate
 from auditor.config import ConfigError, Settings, load_settings, parse_products
-from auditor.facts import Facts, load_facts
+from auditor.facts import Facts, fetch_project, load_facts
 from auditor.posthog_api import ApiError, PostHogClient, normalise_host
 from auditor.registry import Registry, load_registry
 from auditor.render import FORMATS, render_html, render_json, render_markdown, write_atomic, write_reports
@@ -52,7 +53,9 @@ def cli() -> None:
 
 @cli.command()
 @click.option("--host", help="us, eu, or a self-hosted base URL (env POSTHOG_HOST).")
-@click.option("--project", "projects", multiple=True, help="Project id (repeatable; env POSTHOG_PROJECT_ID).")
+@click.option("--project", "projects", multiple=True,
+              help="Project id; repeat for an account with several projects (env POSTHOG_PROJECT_ID).")
+@click.option("--all-projects", is_flag=True, help="Audit every project of the organization as one account.")
 @click.option("--api-key-env", help="Environment variable holding the personal API key "
               "[default: POSTHOG_PERSONAL_API_KEY].")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
@@ -61,6 +64,10 @@ def cli() -> None:
               help="Directory for report.html, report.json and report.md.")
 @click.option("--format", "formats", multiple=True, help="html, json, md (comma-separated or repeated) [default: all].")
 @click.option("--paying-for", help="Paid products, comma-separated (when billing cannot be read).")
+@click.option("--attestations", "attestations_path", type=click.Path(dir_okay=False),
+              help="TOML file of handover items a person attests (see `posthog-auditor attest --init`).")
+@click.option("--mode", type=click.Choice(["handover", "health"]), default="handover", show_default=True,
+              help="handover: gate the handover; health: periodic health bands (Healthy/Concerning/Poor).")
 @click.option("--check", "only", multiple=True, help="Run only this check id (repeatable).")
 @click.option("--category", "categories", multiple=True, help="Run only this category (repeatable).")
 @click.option("--save-facts", type=click.Path(dir_okay=False), help="Also save the gathered facts to this file.")
@@ -75,8 +82,9 @@ def audit(**opts: Any) -> None:
 
 
 def _audit(
-    host: str | None, projects: tuple[str, ...], api_key_env: str | None, config_path: str | None, out_dir: str,
-    formats: tuple[str, ...], paying_for: str | None, only: tuple[str, ...], categories: tuple[str, ...],
+    host: str | None, projects: tuple[str, ...], all_projects: bool, api_key_env: str | None,
+    config_path: str | None, out_dir: str, formats: tuple[str, ...], paying_for: str | None,
+    attestations_path: str | None, mode: str, only: tuple[str, ...], categories: tuple[str, ...],
     save_facts: str | None, from_facts: str | None, demo: bool, concurrency: int | None, no_plugins: bool,
     quiet: bool,
 ) -> int:
@@ -99,6 +107,13 @@ def _audit(
         fail(f"{exc.args[0]} (see `posthog-auditor checks`)")
     if not checks:
         fail("no checks selected")
+    hooks = default_hooks()
+    options: dict[str, Any] = {"mode": mode}
+    if attestations_path:
+        try:
+            options["attestations"] = load_attestations(attestations_path, hooks.attestation_items)
+        except AttestationError as exc:
+            fail(str(exc))
 
     if from_facts:
         try:
@@ -107,15 +122,19 @@ def _audit(
             fail(f"facts file not found: {from_facts}")
         except (ValueError, json.JSONDecodeError) as exc:
             fail(f"{from_facts}: {exc}")
-        run = evaluate(facts, registry, checks, settings)
+        run = evaluate(facts, registry, checks, settings, hooks=hooks, **options)
     else:
-        run = _audit_live(registry, checks, settings, demo, save_facts)
+        run = _audit_live(registry, checks, settings, demo, save_facts, all_projects, hooks, options)
     paths = write_reports(run, Path(out_dir), out_formats)
     readiness = run["readiness"]
     if not quiet:
-        verdict = "Ready for handover" if readiness["ready"] else "Not ready for handover"
         score = "unknown" if readiness["score"] is None else f"{readiness['score']:.0f}/100"
-        click.echo(f"{verdict}: readiness {score} for {run['target'].get('project_name') or 'the project'}.")
+        subject = run["target"].get("project_name") or "the project"
+        if mode == "health":
+            click.echo(f"Health: {readiness.get('band', 'Unknown')} ({score}) for {subject}.")
+        else:
+            verdict = "Ready for handover" if readiness["ready"] else "Not ready for handover"
+            click.echo(f"{verdict}: readiness {score} for {subject}.")
         for reason in readiness["reasons"][:5]:
             click.echo(f"  - {reason}")
         if len(readiness["reasons"]) > 5:
@@ -124,28 +143,27 @@ def _audit(
     return EXIT_READY if readiness["ready"] else EXIT_NOT_READY
 
 
-def _audit_live(registry: Registry, checks: list[Any], settings: Settings, demo: bool,
-                save_facts: str | None) -> dict[str, Any]:
+def _audit_live(registry: Registry, checks: list[Any], settings: Settings, demo: bool, save_facts: str | None,
+                all_projects: bool, hooks: ProductHooks, options: dict[str, Any]) -> dict[str, Any]:
     session = None
     if demo:
         from auditor.demo import DEMO_HOST, DEMO_KEY, demo_scenario, demo_session
 
         scenario = demo_scenario()
         session = demo_session(scenario)
-        host, project_id, api_key = DEMO_HOST, scenario.project_id, DEMO_KEY
+        host, project_ids, api_key = DEMO_HOST, [scenario.project_id], DEMO_KEY
     else:
         if not settings.host:
             fail("no PostHog host: pass --host us|eu|URL (or set POSTHOG_HOST)")
-        if not settings.projects:
-            fail("no project: pass --project ID (or set POSTHOG_PROJECT_ID)")
-        if len(settings.projects) > 1:
-            fail("one --project per audit for now; run the audit once per project")
-        host, project_id = settings.host, settings.projects[0]
+        if not settings.projects and not all_projects:
+            fail("no project: pass --project ID or --all-projects (or set POSTHOG_PROJECT_ID)")
+        host, project_ids = settings.host, list(dict.fromkeys(settings.projects))
         api_key = settings.api_key() or ""
         if not api_key:
             fail(f"no API key: set {settings.api_key_env} to a PostHog personal API key (or use --demo)")
-        if not str(project_id).isdigit() and project_id != "@current":
-            fail(f"project id must be a number, got {project_id!r}")
+        for project_id in project_ids:
+            if not str(project_id).isdigit():
+                fail(f"project id must be a number, got {project_id!r}")
     try:
         normalise_host(host)
     except ValueError as exc:
@@ -156,14 +174,37 @@ def _audit_live(registry: Registry, checks: list[Any], settings: Settings, demo:
             write_atomic(Path(save_facts), json.dumps(facts.to_json(), indent=1, default=str))
 
     with PostHogClient(host, api_key, concurrency=settings.concurrency, session=session) as client:
+        current = project_ids[0] if project_ids else None
         try:
-            return audit_project(client, str(project_id), registry, checks, settings, save_facts=saver)
+            if all_projects:
+                project_ids = organization_projects(client, current)
+            runs = []
+            for current in project_ids:
+                runs.append(audit_project(client, str(current), registry, checks, settings, hooks=hooks,
+                                          save_facts=saver if len(project_ids) == 1 else None, **options))
         except ApiError as exc:
             if exc.kind == "network":
                 fail(f"could not reach the PostHog API: {exc}", EXIT_UNREACHABLE)
             if exc.kind == "not_found":
-                fail(f"project {project_id} not found on {client.host} (or the key cannot see it)")
+                fail(f"project {current} not found on {client.host} (or the key cannot see it)")
             fail(str(exc))
+    if save_facts and len(project_ids) > 1:
+        click.echo("note: --save-facts keeps one project's facts; it was skipped for this multi-project account",
+                   err=True)
+    return combine_account(runs, hooks)
+
+
+def organization_projects(client: PostHogClient, project_id: str | None) -> list[str]:
+    """Every project of the organization that owns project_id (or of the key's current organization)."""
+    org = "@current"
+    if project_id:
+        owner = fetch_project(client, project_id).get("organization")
+        org = str(owner.get("id") if isinstance(owner, dict) else owner)
+    projects = client.get_list(f"/api/organizations/{org}/projects/", {"limit": 100})
+    ids = [str(p["id"]) for p in projects if isinstance(p, dict) and p.get("id") is not None]
+    if not ids:
+        fail(f"organization {org} has no project this key can see")
+    return ids
 
 
 @cli.command()
@@ -192,6 +233,25 @@ def render(report: str, formats: tuple[str, ...], out_dir: str | None) -> None:
                     click.echo(renderers[fmt](run), nl=False)
         except ValueError as exc:
             fail(f"{report}: {exc}")
+        return 0
+
+    _run(go)
+
+
+@cli.command()
+@click.option("--init", "init", is_flag=True, required=True, help="Write a commented attestation template.")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), default="attestations.toml", show_default=True)
+@click.option("--account", default="", help="Account name for the file's header.")
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+def attest(init: bool, out_path: str, account: str, force: bool) -> None:
+    """Write the attestation file for the handover items no API can see."""
+
+    def go() -> int:
+        path = Path(out_path)
+        if path.exists() and not force:
+            fail(f"{out_path} already exists (use --force to overwrite)")
+        write_atomic(path, template(default_hooks().attestation_items, account))
+        click.echo(f"Wrote {out_path}: answer the items, then pass --attestations {out_path} to `audit`.")
         return 0
 
     _run(go)

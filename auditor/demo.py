@@ -45,6 +45,7 @@ class Scenario:
     missing: set[str] = field(default_factory=set)  # project path suffixes answering 404
     key_scopes: list[str] = field(default_factory=lambda: ["*"])
     async_queries: bool = False
+    siblings: dict[str, Scenario] = field(default_factory=dict)  # other projects of the same organization
     _pending: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     # ---- routing -----------------------------------------------------------------------------
@@ -60,14 +61,20 @@ class Scenario:
                              "scoped_teams": None, "scoped_organizations": None}
         if path == "/api/billing/" and "/api/billing/" in self.plain:
             return 200, {}, self.plain["/api/billing/"]
-        org = re.match(r"^/api/organizations/([^/]+)/(members/)?$", path)
+        org = re.match(r"^/api/organizations/([^/]+)/(members/|projects/)?$", path)
         if org:
             if org.group(1) not in (self.organization["id"], "@current"):
                 return 404, {}, {"detail": "Not found."}
-            if org.group(2):
+            if org.group(2) == "members/":
                 return 200, {}, self._page(self.members, query, base, path)
+            if org.group(2) == "projects/":
+                projects = [{"id": int(s.project_id), "name": s.project["name"], "organization": s.organization["id"]}
+                            for s in (self, *self.siblings.values())]
+                return 200, {}, self._page(projects, query, base, path)
             return 200, {}, self.organization
         proj = re.match(r"^/api/(projects|environments)/([^/]+)/(.*)$", path)
+        if proj and proj.group(2) in self.siblings:
+            return self.siblings[proj.group(2)].respond(method, url, body)
         if not proj or proj.group(2) != self.project_id:
             return 404, {}, {"detail": "Not found."}
         suffix = proj.group(3)

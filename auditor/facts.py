@@ -18,6 +18,8 @@ from auditor import queries
 from auditor.posthog_api import ApiError, PostHogClient, QueryResult
 
 FACTS_FORMAT = "posthog-auditor-facts/1"
+# Facts that do not come from the PostHog API: set by the engine (scope) or from other sources (files, Vitally).
+LOCAL_FACTS = frozenset({"scope", "attestations", "vitally"})
 
 
 @dataclass
@@ -348,7 +350,7 @@ def gather(
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> Facts:
     ctx = GatherContext(client=client, project_id=str(project_id), project=project, scopes=scopes)
-    wanted = sorted(set(names) | {"project"})
+    wanted = sorted((set(names) | {"project"}) - LOCAL_FACTS)
     unknown = [n for n in wanted if n not in GATHERERS]
     values: dict[str, Fact] = {n: Fact("error", error=f"no gatherer named '{n}'") for n in unknown}
 

@@ -39,6 +39,7 @@ def environment() -> Environment:
     )
     env.filters["score"] = format_score
     env.filters["cell"] = format_cell
+    env.globals["grouped"] = grouped_results
     return env
 
 
@@ -77,7 +78,7 @@ def grouped_results(run: dict[str, Any]) -> list[tuple[str, str, list[dict[str, 
 
 def render_html(run: dict[str, Any]) -> str:
     run = check_run_result(run)
-    return environment().get_template("report.html.j2").render(run=run, groups=grouped_results(run))
+    return environment().get_template("report.html.j2").render(run=run)
 
 
 def render_markdown(run: dict[str, Any]) -> str:

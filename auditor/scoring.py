@@ -41,14 +41,21 @@ class CategoryScore:
         }  # fmt: skip
 
 
+HEALTH_BANDS = (("Healthy", 80.0), ("Concerning", 50.0), ("Poor", 0.0))
+
+
 @dataclass
 class Readiness:
     score: float | None
-    ready: bool
+    ready: bool  # handover mode: ready for handover; health mode: healthy
     reasons: list[str]
+    band: str | None = None  # health mode only: Healthy, Concerning, Poor or Unknown
 
     def to_dict(self) -> dict[str, Any]:
-        return {"score": self.score, "ready": self.ready, "reasons": self.reasons}
+        data: dict[str, Any] = {"score": self.score, "ready": self.ready, "reasons": self.reasons}
+        if self.band:
+            data["band"] = self.band
+        return data
 
 
 def decide_scope(billing_paid: list[str] | None, flag_paid: list[str] | None, used: dict[str, bool]) -> Scope:
@@ -82,18 +89,22 @@ def score_category(category: str, results: list[CheckResult], in_scope: bool, we
 
 
 def score_run(
-    results: list[CheckResult], scope: Scope, weights: dict[str, float], gate: dict[str, float]
+    results: list[CheckResult], scope: Scope, weights: dict[str, float], gate: dict[str, float],
+    mode: str = "handover",
 ) -> tuple[list[CategoryScore], Readiness]:
     present = {r.category for r in results}
     order = [c for c in CATEGORY_TITLES if c in present] + sorted(present - set(CATEGORY_TITLES))
     categories = [
         score_category(c, results, scope.in_scope(c), float(weights.get(c, 0))) for c in order
     ]
+    if mode == "health":
+        return categories, health(results, categories, scope, gate)
     return categories, readiness(results, categories, scope, gate)
 
 
 def readiness(
-    results: list[CheckResult], categories: list[CategoryScore], scope: Scope, gate: dict[str, float]
+    results: list[CheckResult], categories: list[CategoryScore], scope: Scope, gate: dict[str, float],
+    goal: str = "a handover needs",
 ) -> Readiness:
     reasons: list[str] = []
     min_readiness, min_category = gate["min_readiness"], gate["min_category"]
@@ -114,6 +125,14 @@ def readiness(
         reasons.append(f"No Account Plan on record: {ACCOUNT_PLAN_CHECK} was not evaluated.")
     elif plan.status != Status.PASS and plan not in blockers:
         reasons.append(f"No current Account Plan ({ACCOUNT_PLAN_CHECK} is {plan.status}): {plan.summary}")
+    # Every handover precondition must be met: a person's missing answer blocks like a failure.
+    for r in results:
+        if r.category == "handover" and r not in blockers and r is not plan:
+            if r.status == Status.MANUAL:
+                prefix = "" if r.summary.startswith("Needs a person") else "Needs a person: "
+                reasons.append(prefix + r.summary)
+            elif r.status in (Status.FAIL, Status.ERROR):
+                reasons.append(f"Handover precondition not met — {r.title}: {r.summary}")
 
     scored = [c for c in categories if c.in_scope and c.weight > 0]
     for c in scored:
@@ -135,8 +154,20 @@ def readiness(
         total = sum(c.weight for c in known)
         score = round(sum(c.weight * (c.score or 0.0) for c in known) / total, 1)
         if score < min_readiness:
-            reasons.insert(0, f"Readiness {score:.0f} is below the {min_readiness:.0f} a handover needs.")
+            reasons.insert(0, f"Readiness {score:.0f} is below the {min_readiness:.0f} {goal}.")
     elif not known and not unknown:
         reasons.insert(0, "Nothing in scope could be scored.")
     ready = not reasons and score is not None
     return Readiness(score=score, ready=ready, reasons=reasons)
+
+
+def health(
+    results: list[CheckResult], categories: list[CategoryScore], scope: Scope, gate: dict[str, float]
+) -> Readiness:
+    """Periodic health: the same scores, banded; handover-only preconditions do not count."""
+    product_results = [r for r in results if r.category != "handover"]
+    assessed = readiness(product_results, categories, scope, gate, goal="a healthy account reaches")
+    reasons = [r for r in assessed.reasons if "handover.account-plan" not in r]
+    score = assessed.score
+    band = "Unknown" if score is None else next(name for name, floor in HEALTH_BANDS if score >= floor)
+    return Readiness(score=score, ready=band == "Healthy" and not reasons, reasons=reasons, band=band)

@@ -1,6 +1,15 @@
 """Built-in checks, one module per product. Each check is metadata plus a pure function of the facts."""
 
-from checks import data_warehouse, error_tracking, feature_flags, platform, product_analytics, session_replay, surveys
+from checks import (
+    data_warehouse,
+    error_tracking,
+    feature_flags,
+    handover,
+    platform,
+    product_analytics,
+    session_replay,
+    surveys,
+)
 
 BUILTIN = (
     *platform.CHECKS,
@@ -10,4 +19,5 @@ BUILTIN = (
     *surveys.CHECKS,
     *data_warehouse.CHECKS,
     *error_tracking.CHECKS,
+    *handover.CHECKS,
 )

@@ -36,7 +36,8 @@ def recommendations(results: list[dict[str, Any]], scope: dict[str, Any], limit:
 
     return [
         {"id": r["id"], "title": r["title"], "summary": r["summary"], "remediation": r["remediation"],
-         "docs_url": r["docs_url"], "status": r["status"], "severity": r["severity"]}
+         "docs_url": r["docs_url"], "status": r["status"], "severity": r["severity"],
+         **({"project_name": r["project_name"]} if "project_name" in r else {})}
         for r in sorted(candidates, key=impact)[:limit]
     ]
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from auditor.facts import Facts
 from checks import billing
-from checks.common import cube, event_total, total
+from checks.common import cube, event_total, parse_time, total
 
 # Facts the report needs whatever checks run: the scope (billing, usage), the target and the brief.
 SCOPE_FACTS = ("billing", "cube", "project", "organization", "members")
+DAYS = 30
 
 
 def paid_from_billing(facts: Facts) -> list[str] | None:
@@ -24,7 +27,16 @@ def products_used(facts: Facts) -> dict[str, bool]:
         used["surveys"] = event_total(df, "survey shown") > 0
         used["error_tracking"] = event_total(df, "$exception") > 0
     project = facts.get("project") or {}
-    used["session_replay"] = bool(project.get("session_recording_opt_in"))
+    if facts.ok("replay"):
+        from checks.session_replay import since
+
+        used["session_replay"] = int(since(facts, DAYS)["recordings"].sum()) > 0
+    elif facts.ok("project"):
+        used["session_replay"] = bool(project.get("session_recording_opt_in"))
     if facts.ok("warehouse_sources"):
-        used["data_warehouse"] = bool(facts.get("warehouse_sources"))
+        cutoff_time = facts.as_of - timedelta(days=DAYS)
+        used["data_warehouse"] = any(
+            (parse_time(schema.get("last_synced_at")) or cutoff_time) > cutoff_time
+            for source in facts.require("warehouse_sources") for schema in (source or {}).get("schemas") or []
+        )
     return used

@@ -32,8 +32,9 @@ FIXED_NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 @pytest.fixture
 def scenario(request: pytest.FixtureRequest):
-    """The demo project as of FIXED_NOW, or a variant of it (parametrize indirectly with a VARIANTS name)."""
-    base = demo_scenario(FIXED_NOW)
+    """The demo project, or a variant of it (parametrize indirectly with a VARIANTS name). Cassette tests get it
+    as of FIXED_NOW (they judge as of the recording day); live stand-in tests as of now."""
+    base = demo_scenario(FIXED_NOW if request.node.get_closest_marker("vcr") else datetime.now(UTC))
     variant = getattr(request, "param", None)
     if variant:
         VARIANTS[variant](base)

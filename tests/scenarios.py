@@ -72,3 +72,58 @@ VARIANTS: dict[str, Callable[[Scenario], None]] = {
     "warehouse_trouble": warehouse_trouble,
     "minified_exceptions": minified_exceptions,
 }
+
+
+def healthy(s: Scenario) -> None:
+    """A customer onboarded the way the handbook asks: every product check passes."""
+    from auditor.demo import cube_row
+
+    now = _now(s)
+    keep = [r for r in s.cube_rows if r["lib"] != "web" or r["lib_version"] == "1.447.0"]
+    s.cube_rows[:] = keep
+    for row in s.cube_rows:
+        row.update(illegal_id_events=0, test_host_events=0)
+        if row["lib"] == "web":
+            row.update(proxied=row["events"], personless=row["events"] // 2)
+    s.cube_rows.append(cube_row("$identify", "web", "1.447.0", 30_000, now, identified=30_000, proxied=30_000))
+    s.cube_rows.append(cube_row("$groupidentify", "web", "1.447.0", 2_000, now, proxied=2_000))
+    s.cube_rows.append(cube_row("$feature_flag_called", "web", "1.447.0", 140_000, now, proxied=140_000))
+    s.cube_rows.append(cube_row("survey shown", "web", "1.447.0", 12_000, now, proxied=12_000))
+    s.cube_rows.append(cube_row("survey sent", "web", "1.447.0", 900, now, proxied=900))
+    s.identity_rows[:] = [r for r in s.identity_rows if r["kind"] != "illegal_id"]
+    for row in s.identity_rows:
+        if row["kind"] == "flag" and row["lib"] == "posthog-node":
+            row["flag_locally_evaluated"] = "true"
+        if row["kind"] == "totals":
+            row["extra"] = 90_000
+    s.plain["sdk_health/report/"] = {"overall_health": "healthy", "health": "success", "needs_updating_count": 0,
+                                     "team_sdk_count": 2, "sdks": []}
+    s.plain["ingestion_warnings_v2/"] = []
+    s.project.update(session_recording_minimum_duration_milliseconds=2000, session_recording_sample_rate="0.50",
+                     recording_domains=["https://app.hedgebox.net"], autocapture_exceptions_opt_in=True)
+    for row in s.replay_rows:
+        row["short_recordings"] = row["recordings"] // 10
+    s.lists["actions/"].append({"id": 3, "name": "Clicked upload", "deleted": False,
+                                "steps": [{"event": "$autocapture", "text": "Upload"}]})
+    for m in s.members[:12]:
+        m["last_login"] = s.members[0]["last_login"]
+    flags = s.lists["feature_flags/"]
+    flags[:] = [f for f in flags if f["key"] in ("new-file-browser", "bulk-upload")]
+    s.lists["experiments/"][0]["end_date"] = s.lists["experiments/"][1]["end_date"]
+
+
+VARIANTS["healthy"] = healthy
+
+
+def with_sibling(s: Scenario) -> None:
+    """An account of two projects: the demo, and a marketing site project with private data at risk."""
+    import copy
+
+    sibling = copy.deepcopy(s)
+    sibling.project_id = "4243"
+    sibling.project.update(id=4243, name="Hedgebox (marketing site)")
+    privacy_risky_replay(sibling)
+    s.siblings["4243"] = sibling
+
+
+VARIANTS["with_sibling"] = with_sibling

@@ -1,0 +1,171 @@
+"""Handover checks: the preconditions of handing a customer to a new owner that the API alone cannot settle."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from auditor.facts import Facts
+from auditor.model import CATEGORY_TITLES, Finding, Severity, Status, Table, check
+from checks.billing import monthly_amount
+from checks.common import day, parse_time
+from checks.scope import products_used
+
+HANDBOOK = "https://posthog.com/handbook/growth/sales/account-allocation"
+
+# The checklist items a person attests (see `posthog-auditor attest --init`).
+ATTESTATION_ITEMS = {
+    "account_plan": "An Account Plan exists and is current (give its link).",
+    "invoices_paid": "All of the customer's invoices are paid.",
+    "support_channels": "The customer knows their support channels (shared Slack and in-app support).",
+    "finance_contact": "The finance contact in Stripe is correct.",
+    "core_users_trained": "Core users are trained on the data model (actions, cohorts).",
+    "replay_trained": "The team knows how to find and filter recordings.",
+    "flags_trained": "The team is trained on flags and experiments.",
+    "sql_trained": "SQL training is done.",
+    "sync_billing_explained": "Incremental vs full-refresh sync billing has been explained.",
+}
+CHECKLIST = [k for k in ATTESTATION_ITEMS if k not in ("account_plan", "invoices_paid")]
+
+
+def attested(facts: Facts) -> dict[str, Any]:
+    return (facts.get("attestations") or {}).get("items") or {}
+
+
+@check(
+    id="handover.account-plan",
+    title="An Account Plan exists and is current",
+    failure_title="No current Account Plan",
+    description="PostHog hands a customer over only with an Account Plan: their goals, stakeholders and the "
+    "next steps the new owner inherits.",
+    severity=Severity.BLOCKER,
+    docs_url=HANDBOOK,
+    uses=("attestations", "vitally"),
+    thresholds={"max_age_days": 120},
+)
+def account_plan(facts: Facts, t: dict[str, Any]) -> Finding:
+    cutoff = facts.as_of - timedelta(days=t["max_age_days"])
+    notes = [n for n in (facts.get("vitally") or {}).get("notes") or []
+             if "account plan" in str(n.get("subject") or "").lower()]
+    recent_notes = [n for n in notes if (parse_time(n.get("noteDate") or n.get("createdAt")) or cutoff) > cutoff]
+    if recent_notes:
+        latest = max(str(n.get("noteDate") or n.get("createdAt")) for n in recent_notes)
+        return Finding(Status.PASS, f"Account Plan note in Vitally from {day(latest)}.", {"source": "vitally"})
+    plan = attested(facts).get("account_plan")
+    if plan and plan.get("link") and plan.get("answer") == "yes":
+        table = Table.of(["link", "by", "date", "note"], [[plan["link"], plan["by"], plan["date"], plan["note"]]])
+        if (parse_time(plan["date"] + "T00:00:00+00:00") or cutoff) > cutoff:
+            return Finding(Status.PASS, f"Account Plan attested by {plan['by']} on {plan['date']}.",
+                           {"source": "attestation"}, table)
+        return Finding(Status.FAIL, f"The Account Plan was last attested on {plan['date']}, more than "
+                       f"{t['max_age_days']} days ago.", {"source": "attestation"}, table,
+                       "Review the Account Plan with the customer and record the new date.")
+    where = "no Account Plan note in Vitally" if facts.ok("vitally") else "Vitally not read"
+    older = f" (the latest note is from {day(max(str(n.get('noteDate') or n.get('createdAt')) for n in notes))})" \
+        if notes else ""
+    return Finding(Status.FAIL, f"No Account Plan on record: {where}{older}, and none attested.",
+                   {"source": "none"}, remediation="Write the Account Plan (a Vitally note titled 'Account Plan'), "
+                   "or attest its link in the attestation file (`posthog-auditor attest --init`).")
+
+
+@check(
+    id="handover.paid-products-used",
+    title="They pay only for what they use",
+    failure_title="They pay for products they do not use",
+    description="A customer paying for a product with no usage is a churn risk and a poor first impression for "
+    "a new owner: onboard it or stop the charge before the handover.",
+    severity=Severity.MAJOR,
+    docs_url=HANDBOOK,
+    requires=("scope",),
+    uses=("billing", "cube", "replay", "warehouse_sources", "project"),
+)
+def paid_products_used(facts: Facts, t: dict[str, Any]) -> Finding:
+    scope = facts.require("scope")
+    if scope.get("source") == "usage":
+        return Finding(Status.MANUAL, "What the customer pays for is unknown (no billing access, no Vitally "
+                       "traits, no --paying-for): confirm it.", {"source": "usage"},
+                       remediation="Use a key with billing:read, or pass --paying-for.")
+    used = products_used(facts)
+    billing = facts.get("billing")
+    rows, unused = [], []
+    for product in scope.get("paid_products") or []:
+        state = used.get(product)
+        label = "yes" if state else ("no" if state is False else "unknown")
+        rows.append([CATEGORY_TITLES[product], label, monthly_amount(billing, product) or "—"])
+        if state is False:
+            unused.append(product)
+    table = Table.of(["paid product", "used in 30 d", "this period"], rows)
+    metrics = {"paid": len(rows), "unused": len(unused), "source": scope.get("source")}
+    if unused:
+        names = ", ".join(f"{CATEGORY_TITLES[p]} ({monthly_amount(billing, p) or 'amount unknown'})" for p in unused)
+        return Finding(Status.FAIL, f"Paid but unused in 30 days: {names}.", metrics, table,
+                       "Onboard the unused product before the handover, or help the customer remove it from "
+                       "their plan.")
+    unknown = [r[0] for r in rows if r[1] == "unknown"]
+    if unknown:
+        return Finding(Status.MANUAL, f"Usage of {', '.join(unknown)} could not be read: confirm it.", metrics,
+                       table, "Check the product's usage in the customer's billing page.")
+    return Finding(Status.PASS, f"All {len(rows)} paid product(s) show usage in 30 days.", metrics, table)
+
+
+@check(
+    id="handover.invoices-paid",
+    title="All invoices are paid",
+    failure_title="Invoices are outstanding",
+    description="An account with unpaid invoices is not handed over: the current owner settles it first.",
+    severity=Severity.BLOCKER,
+    docs_url=HANDBOOK,
+    uses=("attestations", "vitally"),
+)
+def invoices_paid(facts: Facts, t: dict[str, Any]) -> Finding:
+    trait = ((facts.get("vitally") or {}).get("invoices_paid"))
+    if trait is not None:
+        status = Status.PASS if trait else Status.FAIL
+        return Finding(status, f"Vitally says invoices are {'paid' if trait else 'outstanding'}.",
+                       {"source": "vitally"}, remediation="" if trait else "Settle the outstanding invoices first.")
+    item = attested(facts).get("invoices_paid")
+    if item:
+        table = Table.of(["answer", "by", "date", "note"], [[item["answer"], item["by"], item["date"], item["note"]]])
+        if item["answer"] == "no":
+            return Finding(Status.FAIL, f"{item['by']} attests invoices are outstanding ({item['date']}).",
+                           {"source": "attestation"}, table, "Settle the outstanding invoices first.")
+        return Finding(Status.PASS, f"Attested by {item['by']} on {item['date']}.", {"source": "attestation"}, table)
+    return Finding(Status.MANUAL, "Nobody has confirmed that all invoices are paid.", {"source": "none"},
+                   remediation="Check Stripe and record it under [invoices_paid] in the attestation file.")
+
+
+@check(
+    id="handover.attestations",
+    title="The handover checklist is complete",
+    failure_title="The handover checklist is incomplete",
+    description="Training, support channels and billing contacts: the checklist items no API can see, each "
+    "attested by a person.",
+    severity=Severity.MAJOR,
+    docs_url=HANDBOOK,
+    uses=("attestations",),
+)
+def attestations(facts: Facts, t: dict[str, Any]) -> Finding:
+    answers = attested(facts)
+    rows, missing, declined = [], [], []
+    for name in CHECKLIST:
+        item = answers.get(name)
+        if item is None:
+            missing.append(name)
+            rows.append([name, ATTESTATION_ITEMS[name], "needs a person", "", ""])
+            continue
+        if item["answer"] == "no":
+            declined.append(name)
+        rows.append([name, ATTESTATION_ITEMS[name], item["answer"], item["by"], item["date"]])
+    table = Table.of(["item", "what", "answer", "by", "date"], rows)
+    metrics = {"items": len(CHECKLIST), "answered": len(CHECKLIST) - len(missing), "no": len(declined),
+               "file": (facts.get("attestations") or {}).get("source") or "none"}
+    if declined:
+        return Finding(Status.FAIL, f"Not done yet: {', '.join(declined)}.", metrics, table,
+                       "Finish these with the customer before the handover.")
+    if missing:
+        return Finding(Status.MANUAL, f"Needs a person: {', '.join(missing)}.", metrics, table,
+                       "Answer the open items in the attestation file (`posthog-auditor attest --init` writes one).")
+    return Finding(Status.PASS, f"All {len(CHECKLIST)} checklist items attested.", metrics, table)
+
+
+CHECKS = (account_plan, paid_products_used, invoices_paid, attestations)
