@@ -13,7 +13,7 @@ from auditor import __version__
 from auditor.config import Settings
 from auditor.facts import Fact, Facts, fetch_project, gather, read_key_scopes
 from auditor.model import SCHEMA_VERSION, Check
-from auditor.posthog_api import PostHogClient
+from auditor.posthog_api import ApiError, PostHogClient
 from auditor.registry import Registry
 from auditor.runner import needed_facts, plugin_failure_result, run_checks
 from auditor.scoring import decide_scope, score_run
@@ -62,7 +62,9 @@ def evaluate(
     clock = time.perf_counter()
     set_local_facts(facts, attestations, vitally)
     # The scope comes first: checks such as handover.paid-products-used read it.
-    scope = decide_scope(hooks.paid_from_billing(facts), settings.paying_for, hooks.products_used(facts))
+    vitally_paid = (facts.get("vitally") or {}).get("paid_products")
+    scope = decide_scope(hooks.paid_from_billing(facts), settings.paying_for, hooks.products_used(facts),
+                         vitally_paid)
     facts.values["scope"] = Fact("ok", scope.to_dict())
     results = run_checks(checks, facts, settings)
     results += [plugin_failure_result(f) for f in registry.failures]
@@ -116,6 +118,7 @@ def audit_project(
     *,
     hooks: ProductHooks | None = None,
     save_facts: Callable[[Facts], None] | None = None,
+    vitally_lookup: Callable[[Facts], dict[str, Any]] | None = None,
     **evaluate_options: Any,
 ) -> dict[str, Any]:
     hooks = hooks or default_hooks()
@@ -124,6 +127,11 @@ def audit_project(
     # One client may audit several projects: count only this project's requests.
     before = (client.stats.http_requests, client.stats.hogql_queries, client.stats.retries)
     facts = gather_facts(client, project_id, checks, hooks)
+    if vitally_lookup:
+        try:
+            evaluate_options["vitally"] = vitally_lookup(facts)
+        except ApiError as exc:  # Vitally is a help, not a precondition: the audit goes on without it
+            facts.values["vitally"] = Fact("error", error=f"Vitally: {exc}")
     if save_facts:
         save_facts(facts)
     stats = {

@@ -5,6 +5,8 @@ Exit codes: 0 ready, 1 not ready, 2 usage/config/auth error, 3 the API could not
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import sys
@@ -15,13 +17,24 @@ from typing import Any, NoReturn
 import click
 
 from auditor import __version__
+from auditor.allocation import allocate as allocate_account
 from auditor.attestations import AttestationError, load_attestations, template
 from auditor.audit import ProductHooks, audit_project, combine_account, default_hooks, evaluate
 from auditor.config import ConfigError, Settings, load_settings, parse_products
 from auditor.facts import Facts, fetch_project, load_facts
 from auditor.posthog_api import ApiError, PostHogClient, normalise_host
 from auditor.registry import Registry, load_registry
-from auditor.render import FORMATS, render_html, render_json, render_markdown, write_atomic, write_reports
+from auditor.render import (
+    FORMATS,
+    check_run_result,
+    render_html,
+    render_json,
+    render_markdown,
+    write_atomic,
+    write_reports,
+)
+from auditor.vitally import label_paths, push_run, read_account
+from auditor.vitally_api import VitallyClient, base_url
 
 EXIT_READY, EXIT_NOT_READY, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 
@@ -66,6 +79,11 @@ def cli() -> None:
 @click.option("--paying-for", help="Paid products, comma-separated (when billing cannot be read).")
 @click.option("--attestations", "attestations_path", type=click.Path(dir_okay=False),
               help="TOML file of handover items a person attests (see `posthog-auditor attest --init`).")
+@click.option("--vitally-account", help="Read this Vitally account (id, or 'org' for the PostHog organization id) "
+              "for paid products, notes and engagement; key in VITALLY_API_KEY.")
+@click.option("--push-vitally", is_flag=True, help="After the audit, write its traits and note to the Vitally account.")
+@click.option("--vitally-dry-run", is_flag=True, help="With --push-vitally: print the payloads, send nothing.")
+@click.option("--report-url", help="Where the HTML report will be hosted (linked from Vitally).")
 @click.option("--mode", type=click.Choice(["handover", "health"]), default="handover", show_default=True,
               help="handover: gate the handover; health: periodic health bands (Healthy/Concerning/Poor).")
 @click.option("--check", "only", multiple=True, help="Run only this check id (repeatable).")
@@ -84,7 +102,8 @@ def audit(**opts: Any) -> None:
 def _audit(
     host: str | None, projects: tuple[str, ...], all_projects: bool, api_key_env: str | None,
     config_path: str | None, out_dir: str, formats: tuple[str, ...], paying_for: str | None,
-    attestations_path: str | None, mode: str, only: tuple[str, ...], categories: tuple[str, ...],
+    attestations_path: str | None, vitally_account: str | None, push_vitally: bool, vitally_dry_run: bool,
+    report_url: str | None, mode: str, only: tuple[str, ...], categories: tuple[str, ...],
     save_facts: str | None, from_facts: str | None, demo: bool, concurrency: int | None, no_plugins: bool,
     quiet: bool,
 ) -> int:
@@ -115,7 +134,17 @@ def _audit(
         except AttestationError as exc:
             fail(str(exc))
 
+    vitally_client = None
+    if vitally_account or push_vitally:
+        if not vitally_account:
+            fail("--push-vitally needs --vitally-account (an id, or 'org')")
+        vitally_client = make_vitally_client(settings, dry_run=vitally_dry_run)
+        settings_v = settings.vitally
+        options["vitally_lookup"] = lambda facts: read_account(
+            vitally_client, vitally_account_id(vitally_account, facts.target), settings_v)
+
     if from_facts:
+        options.pop("vitally_lookup", None)
         try:
             facts = load_facts(from_facts)
         except FileNotFoundError:
@@ -140,7 +169,45 @@ def _audit(
         if len(readiness["reasons"]) > 5:
             click.echo(f"  … and {len(readiness['reasons']) - 5} more (see the report)")
         click.echo("Reports: " + ", ".join(str(p) for p in paths))
+        vitally_fact = run["facts"].get("vitally") or {}
+        if vitally_fact.get("status") == "error":
+            click.echo(f"warning: {vitally_fact.get('error')}", err=True)
+    if push_vitally and vitally_client:
+        account = vitally_account_id(vitally_account or "", run["target"])
+        try:
+            push_run(vitally_client, run, account, report_url)
+        except ApiError as exc:
+            fail(f"Vitally: {exc}")
+        report_writes(vitally_client, quiet)
     return EXIT_READY if readiness["ready"] else EXIT_NOT_READY
+
+
+def make_vitally_client(settings: Settings, dry_run: bool = False) -> VitallyClient:
+    key = os.environ.get(settings.vitally.api_key_env)
+    if not key:
+        fail(f"no Vitally key: set {settings.vitally.api_key_env}")
+    try:
+        base = base_url(settings.vitally.region, settings.vitally.subdomain)
+    except ValueError as exc:
+        fail(str(exc))
+    return VitallyClient(base, key, dry_run=dry_run)
+
+
+def vitally_account_id(given: str, target: dict[str, Any]) -> str:
+    """'org' means the Vitally account whose externalId is the PostHog organization id."""
+    if given == "org":
+        if not target.get("organization_id"):
+            fail("--vitally-account org: the PostHog organization id is unknown")
+        return str(target["organization_id"])
+    return given
+
+
+def report_writes(client: VitallyClient, quiet: bool) -> None:
+    if client.dry_run:
+        click.echo(json.dumps(client.writes, indent=2, default=str))
+    elif not quiet:
+        click.echo(f"Vitally: {len(client.writes)} write(s): " + ", ".join(
+            f"{w['method']} {w['path']}" for w in client.writes))
 
 
 def _audit_live(registry: Registry, checks: list[Any], settings: Settings, demo: bool, save_facts: str | None,
@@ -255,6 +322,123 @@ def attest(init: bool, out_path: str, account: str, force: bool) -> None:
         return 0
 
     _run(go)
+
+
+@cli.group()
+def vitally() -> None:
+    """Attach audit results to accounts in Vitally."""
+
+
+@vitally.command(name="push")
+@click.argument("report", type=click.Path(dir_okay=False))
+@click.option("--account", required=True, help="Vitally account id, or the PostHog organization id (externalId).")
+@click.option("--report-url", help="Where the HTML report is hosted, linked from the note and a trait.")
+@click.option("--dry-run", is_flag=True, help="Print the exact payloads; send nothing.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False))
+def vitally_push(report: str, account: str, report_url: str | None, dry_run: bool, config_path: str | None) -> None:
+    """Set the audit's traits on the account and create or update the run's note (idempotent)."""
+
+    def go() -> int:
+        try:
+            run = check_run_result(json.loads(Path(report).read_text(encoding="utf-8")))
+        except FileNotFoundError:
+            fail(f"report not found: {report}")
+        except (json.JSONDecodeError, ValueError) as exc:
+            fail(f"{report}: {exc}")
+        settings = load_settings(config_path, load_registry(plugins=False).checks)
+        client = make_vitally_client(settings, dry_run=dry_run)
+        try:
+            push_run(client, run, account, report_url)
+        except ApiError as exc:
+            fail(f"Vitally: {exc}")
+        report_writes(client, quiet=False)
+        return 0
+
+    _run(go)
+
+
+@cli.command()
+@click.option("--account", "accounts", multiple=True, help="Vitally account id or externalId (repeatable); "
+              "default: every active account at or above the ARR threshold with no owner yet.")
+@click.option("--min-arr", type=float, help="ARR threshold in USD [default: 20000, or [vitally] min_arr].")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), help="Also write the table as .csv or .json.")
+@click.option("--apply", is_flag=True, help="Set the New Owner trait (accounts flagged for review are skipped).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False))
+def allocate(accounts: tuple[str, ...], min_arr: float | None, out_path: str | None, apply: bool,
+             config_path: str | None) -> None:
+    """Recommend each account's new owner: TAM or CSM, US, EU or Singapore."""
+
+    def go() -> int:
+        settings = load_settings(config_path, load_registry(plugins=False).checks)
+        threshold = settings.vitally.min_arr if min_arr is None else min_arr
+        if out_path and not out_path.endswith((".csv", ".json")):
+            fail("--out must end in .csv or .json")
+        client = make_vitally_client(settings)
+        try:
+            paths = label_paths(client)
+            if accounts:
+                infos = [read_account(client, a, settings.vitally, paths) for a in accounts]
+            else:
+                infos = []
+                for account in client.accounts("active"):
+                    arr = float(account.get("mrr") or 0) * 12
+                    owner = (account.get("traits") or {}).get(paths.get(settings.vitally.new_owner_label, ""))
+                    if arr >= threshold and not owner and not account.get("csmId"):
+                        infos.append(read_account(client, str(account["id"]), settings.vitally, paths))
+            rows = [allocate_account(info).to_dict() for info in infos]
+            applied = apply_owners(client, rows, paths, settings.vitally.new_owner_label) if apply else []
+        except ApiError as exc:
+            fail(f"Vitally: {exc}")
+        print_allocations(rows, applied, apply)
+        if out_path:
+            write_allocations(Path(out_path), rows)
+        return 0
+
+    _run(go)
+
+
+def apply_owners(client: VitallyClient, rows: list[dict[str, Any]], paths: dict[str, str], label: str) -> list[str]:
+    key = paths.get(label)
+    if not key:
+        fail(f"Vitally has no account trait labelled '{label}' (set [vitally] new_owner_label)")
+    done = []
+    for row in rows:
+        if row["new_owner"] and not row["review"]:
+            client.update_account_traits(row["account_id"], {key: row["new_owner"]})
+            done.append(row["account_id"])
+    return done
+
+
+def print_allocations(rows: list[dict[str, Any]], applied: list[str], apply: bool) -> None:
+    if not rows:
+        click.echo("No account to allocate.")
+        return
+    header = f"{'account':<28} {'ARR':>10}  {'products':<8} {'users by region':<22} {'new owner':<14} handoff"
+    click.echo(header)
+    for r in rows:
+        arr = "?" if r["arr"] is None else f"${r['arr']:,.0f}"
+        users = ", ".join(f"{k} {v}" for k, v in r["users_by_region"].items()) or "unknown"
+        line = f"{r['name'][:28]:<28} {arr:>10}  {r['product_count']:<8} {users[:22]:<22} " \
+               f"{(r['new_owner'] or '—'):<14} {r['handoff'] or '—'}"
+        if r["review"]:
+            line += f"  [review: {r['review']}]"
+        if apply:
+            line += "  (applied)" if r["account_id"] in applied else "  (not applied)"
+        click.echo(line)
+
+
+def write_allocations(path: Path, rows: list[dict[str, Any]]) -> None:
+    if path.suffix == ".json":
+        write_atomic(path, json.dumps(rows, indent=2))
+        return
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["account_id", "name", "arr", "paid_products", "region", "users_by_region", "new_owner",
+                     "handoff", "review"])
+    for r in rows:
+        writer.writerow([r["account_id"], r["name"], r["arr"], " ".join(r["paid_products"]), r["region"],
+                         json.dumps(r["users_by_region"]), r["new_owner"], r["handoff"], r["review"]])
+    write_atomic(path, buffer.getvalue())
 
 
 @cli.command(name="checks")

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from auditor.model import CATEGORY_TITLES, PRODUCTS, Check
+from auditor.vitally import VitallySettings
 
 DEFAULT_WEIGHTS = {
     "product_analytics": 30,
@@ -60,6 +61,7 @@ class Settings:
     weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     gate: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_GATE))
     check_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    vitally: VitallySettings = field(default_factory=VitallySettings)
     source: str = "defaults"
 
     def thresholds(self, check: Check) -> dict[str, Any]:
@@ -91,7 +93,7 @@ def load_settings(path: str | None, checks: Mapping[str, Check], env: Mapping[st
 
 
 def apply_file(settings: Settings, data: dict[str, Any], checks: Mapping[str, Check], where: str) -> None:
-    known = {"audit", "weights", "gate", "checks"}
+    known = {"audit", "weights", "gate", "checks", "vitally"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"{where}: unknown section [{unknown[0]}] (known: {', '.join(sorted(known))})")
@@ -123,6 +125,7 @@ def apply_file(settings: Settings, data: dict[str, Any], checks: Mapping[str, Ch
         if key not in DEFAULT_GATE:
             raise ConfigError(f"{where}: unknown setting gate.{key} (known: {', '.join(DEFAULT_GATE)})")
         settings.gate[key] = _number(value, f"{where}: gate.{key}", minimum=0, maximum=100)
+    apply_vitally(settings.vitally, _table(data, "vitally", where), where)
     for check_id, overrides in _table(data, "checks", where).items():
         if check_id not in checks:
             raise ConfigError(f"{where}: [checks.\"{check_id}\"]: no such check (see `posthog-auditor checks`)")
@@ -139,6 +142,23 @@ def apply_file(settings: Settings, data: dict[str, Any], checks: Mapping[str, Ch
             ):
                 raise ConfigError(f"{where}: {check_id}.{key} must be a {type(default).__name__}")
         settings.check_overrides[check_id] = dict(overrides)
+
+
+def apply_vitally(vitally: VitallySettings, table: dict[str, Any], where: str) -> None:
+    for key, value in table.items():
+        if key in ("region", "subdomain", "api_key_env", "paying_for_prefix", "new_owner_label",
+                   "invoices_paid_label"):
+            setattr(vitally, key, _str(value, f"{where}: vitally.{key}"))
+        elif key == "min_arr":
+            vitally.min_arr = _number(value, f"{where}: vitally.min_arr", minimum=0)
+        elif key in ("country_traits", "timezone_traits"):
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"{where}: vitally.{key} must be a list of trait keys")
+            setattr(vitally, key, value)
+        else:
+            raise ConfigError(f"{where}: unknown setting vitally.{key}")
+    if vitally.region not in ("eu", "us") and not vitally.region.startswith(("https://", "http://")):
+        raise ConfigError(f"{where}: vitally.region must be 'eu', 'us' or a base URL")
 
 
 def parse_products(text: str) -> list[str]:

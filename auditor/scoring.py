@@ -58,14 +58,19 @@ class Readiness:
         return data
 
 
-def decide_scope(billing_paid: list[str] | None, flag_paid: list[str] | None, used: dict[str, bool]) -> Scope:
-    """Paid products, in order of trust: billing, then --paying-for; with no source, every product in use."""
+def decide_scope(billing_paid: list[str] | None, flag_paid: list[str] | None, used: dict[str, bool],
+                 vitally_paid: list[str] | None = None) -> Scope:
+    """Paid products, in order of trust: billing, Vitally's `Paying for …` traits, then --paying-for; with no
+    source, every product in use."""
     if billing_paid is not None:
         return Scope(sorted(billing_paid, key=PRODUCTS.index), "billing")
+    if vitally_paid is not None:
+        return Scope(sorted(vitally_paid, key=PRODUCTS.index), "vitally")
     if flag_paid is not None:
         return Scope(sorted(set(flag_paid), key=PRODUCTS.index), "flag")
     in_use = [p for p in PRODUCTS if used.get(p)]
-    return Scope(in_use, "usage", "No billing access and no --paying-for: every product with usage is in scope.")
+    return Scope(in_use, "usage", "No billing access, no Vitally traits and no --paying-for: every product with "
+                 "usage is in scope.")
 
 
 def score_category(category: str, results: list[CheckResult], in_scope: bool, weight: float) -> CategoryScore:

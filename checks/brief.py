@@ -6,6 +6,7 @@ from typing import Any
 
 from auditor.facts import Facts
 from auditor.model import CATEGORY_TITLES, PRODUCTS, SEVERITY_WEIGHT, Severity
+from auditor.vitally import engagement
 from checks.common import day, within
 from checks.scope import products_used
 
@@ -62,7 +63,9 @@ def build_brief(facts: Facts, results: list[dict[str, Any]], scope: dict[str, An
     tip = (f"Open with the finding that matters most — {top[0]['title']}: {top[0]['summary']} Offer the fix "
            f"({top[0]['docs_url']}) and a short call to walk through it.") if top else \
         "Open by confirming their goals for the next quarter: the deployment is in good shape."
+    vitally = facts.get("vitally")
     return {
+        "engagement": engagement(vitally),
         "owners_and_admins": admins,
         "most_active_members": most_active,
         "members": len(members),

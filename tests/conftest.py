@@ -71,13 +71,13 @@ def _scrub_json(value: Any) -> Any:
 
 # Where the stand-in listens while recording. Plain functions and module state, because pytest-recording
 # deep-copies vcr_config (a bound method would be copied along with its instance).
-RECORDING: dict[str, str | None] = {"loopback": None, "project": None}
+RECORDING: dict[str, Any] = {"rewrites": [], "project": None}  # rewrites: (loopback base, canonical base)
 
 
 def _canonical(text: str) -> str:
-    loopback, project = RECORDING["loopback"], RECORDING["project"]
-    if loopback:
-        text = text.replace(loopback, CANONICAL_HOST)
+    for loopback, canonical in RECORDING["rewrites"]:
+        text = text.replace(loopback, canonical)
+    project = RECORDING["project"]
     if project and project != CASSETTE_PROJECT:
         text = re.sub(rf"/(projects|environments)/{re.escape(project)}/", rf"/\1/{CASSETTE_PROJECT}/", text)
     return text
@@ -104,7 +104,7 @@ def scrub_response(response: dict[str, Any]) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def vcr_config() -> dict[str, Any]:
     return {
-        "filter_headers": [("authorization", "Bearer REDACTED")],
+        "filter_headers": [("authorization", "REDACTED")],
         "decode_compressed_response": True,
         "before_record_request": scrub_request,
         "before_record_response": scrub_response,
@@ -132,8 +132,25 @@ def recording_target(record_mode: str, scenario) -> Iterator[tuple[str, str, str
             RECORDING["project"] = None
         return
     with running(scenario) as s:
-        RECORDING["loopback"] = s.url
+        RECORDING["rewrites"] = [(s.url, CANONICAL_HOST)]
         try:
             yield s.url, s.api_key, CASSETTE_PROJECT
         finally:
-            RECORDING["loopback"] = None
+            RECORDING["rewrites"] = []
+
+
+@pytest.fixture
+def vitally_target(record_mode: str) -> Iterator[tuple[str, str]]:
+    """(base URL, key) of Vitally for a cassette test: the EU base on replay, the loopback stand-in on record."""
+    from auditor.vitally_api import EU_BASE
+    from tests.vitally_standin import running_vitally
+
+    if record_mode == "none":
+        yield EU_BASE, "vitally_replay_key_not_used"
+        return
+    with running_vitally() as v:
+        RECORDING["rewrites"] = [(v.url, EU_BASE)]
+        try:
+            yield v.url, v.api_key
+        finally:
+            RECORDING["rewrites"] = []

@@ -142,3 +142,21 @@ def test_web_app_with_minified_unresolved_exceptions(recording_target, scenario)
     maps = results["error_tracking.source-maps"]
     assert maps["status"] == "fail" and "84,000 web exceptions" in maps["summary"]
     assert results["error_tracking.issues-triaged"]["status"] == "fail"
+
+
+@pytest.mark.vcr
+def test_every_vitally_call_replays_from_cassette(vitally_target, tmp_path):
+    from auditor.vitally import VitallySettings, push_run, read_account
+    from auditor.vitally_api import VitallyClient
+
+    base, key = vitally_target
+    client = VitallyClient(base, key, sleep=lambda s: None)
+    accounts = client.accounts("active")
+    assert len(accounts) == 5
+    info = read_account(client, "0191b5c1-7a2e-0000-8c2d-4f0b3d1e9a77", VitallySettings())
+    assert info["paid_products"] == ["product_analytics", "session_replay", "feature_flags"]
+    run = json.loads((ROOT / "tests" / "data" / "run_for_vitally.json").read_text())
+    push_run(client, run, "vit-1", "https://reports.example.com/r.html")
+    push_run(client, run, "vit-1", "https://reports.example.com/r.html")  # an update, not a second note
+    assert [w["method"] + " " + w["path"] for w in client.writes] == [
+        "PUT /accounts/vit-1", "POST /notes", "PUT /accounts/vit-1", "PUT /notes/note-2"]

@@ -1,0 +1,171 @@
+"""What the audit reads from Vitally (the account, its users, notes and `Paying for …` traits) and what it
+writes back (its own traits and one note per run)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from html import escape
+from typing import Any
+
+from auditor.model import PRODUCTS
+from auditor.vitally_api import VitallyClient
+
+# Vitally trait labels from PostHog's handbook ("Paying for <Product>"); keys are resolved via /customFields.
+PRODUCT_LABELS = {
+    "product_analytics": "Product Analytics", "session_replay": "Session Replay", "feature_flags": "Feature Flags",
+    "surveys": "Surveys", "data_warehouse": "Data Warehouse", "error_tracking": "Error Tracking",
+}  # fmt: skip
+# The only traits the tool writes (besides New Owner, with `allocate --apply`).
+OWN_TRAIT_PREFIX = "vitally.custom.posthogAudit"
+NOTE_TAG = "posthog-audit"
+
+
+@dataclass
+class VitallySettings:
+    region: str = "eu"
+    subdomain: str | None = None
+    api_key_env: str = "VITALLY_API_KEY"
+    min_arr: float = 20_000
+    paying_for_prefix: str = "Paying for "
+    new_owner_label: str = "New Owner"
+    invoices_paid_label: str | None = None
+    country_traits: list[str] = field(default_factory=lambda: ["country", "$geoip_country_code",
+                                                               "vitally.custom.country", "geoip_country_code"])
+    timezone_traits: list[str] = field(default_factory=lambda: ["timezone", "$geoip_time_zone",
+                                                                "vitally.custom.timezone", "time_zone"])
+
+
+def truthy(value: Any) -> bool | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return value > 0
+    return str(value).strip().lower() in ("true", "yes", "y", "1", "paying")
+
+
+def label_paths(client: VitallyClient) -> dict[str, str]:
+    """Trait label -> key (e.g. 'Paying for Session Replay' -> 'vitally.custom.payingForSessionReplay')."""
+    return {str(f.get("label")): str(f.get("path")) for f in client.custom_fields("accounts")
+            if f.get("label") and f.get("path")}
+
+
+def trait(traits: dict[str, Any], paths: dict[str, str], label: str) -> Any:
+    return traits.get(paths.get(label, label), traits.get(label))
+
+
+def paid_products(traits: dict[str, Any], paths: dict[str, str], settings: VitallySettings) -> list[str] | None:
+    """Products whose `Paying for …` trait is true; None when the account carries none of those traits."""
+    values = {p: truthy(trait(traits, paths, settings.paying_for_prefix + label))
+              for p, label in PRODUCT_LABELS.items()}
+    if all(v is None for v in values.values()):
+        return None
+    return [p for p in PRODUCTS if values.get(p)]
+
+
+def read_account(client: VitallyClient, account_id: str, settings: VitallySettings,
+                 paths: dict[str, str] | None = None) -> dict[str, Any]:
+    """The `vitally` fact of an audit: everything later steps need, nothing secret."""
+    account = client.account(account_id)
+    paths = label_paths(client) if paths is None else paths
+    traits = account.get("traits") or {}
+    vitally_id = str(account.get("id") or account_id)
+    users = client.account_users(vitally_id)
+    notes = client.account_notes(vitally_id)
+    mrr = account.get("mrr")
+    invoices = trait(traits, paths, settings.invoices_paid_label) if settings.invoices_paid_label else None
+    return {
+        "account_id": vitally_id,
+        "external_id": account.get("externalId"),
+        "name": account.get("name"),
+        "mrr": mrr,
+        "arr": round(float(mrr) * 12, 2) if mrr is not None else None,
+        "account_owner_id": account.get("accountOwnerId"),
+        "csm_id": account.get("csmId"),
+        "health_score": account.get("healthScore"),
+        "last_inbound_message": account.get("lastInboundMessageTimestamp"),
+        "last_outbound_message": account.get("lastOutboundMessageTimestamp"),
+        "new_owner": trait(traits, paths, settings.new_owner_label),
+        "paid_products": paid_products(traits, paths, settings),
+        "invoices_paid": truthy(invoices),
+        "users": [user_summary(u, settings) for u in users if isinstance(u, dict)],
+        "notes": [{"subject": n.get("subject"), "noteDate": n.get("noteDate"), "createdAt": n.get("createdAt"),
+                   "externalId": n.get("externalId")} for n in notes if isinstance(n, dict)],
+    }
+
+
+def user_summary(user: dict[str, Any], settings: VitallySettings) -> dict[str, Any]:
+    traits = user.get("traits") or {}
+    country = next((traits[k] for k in settings.country_traits if traits.get(k)), None)
+    timezone = next((traits[k] for k in settings.timezone_traits if traits.get(k)), None)
+    return {"email": user.get("email") or user.get("externalId"), "country": country, "timezone": timezone,
+            "last_seen": user.get("lastSeenTimestamp"), "deactivated": bool(user.get("deactivatedAt"))}
+
+
+# ---- writing a run back ------------------------------------------------------------------------
+
+def own_traits(run: dict[str, Any], report_url: str | None) -> dict[str, Any]:
+    readiness = run["readiness"]
+    traits: dict[str, Any] = {
+        f"{OWN_TRAIT_PREFIX}Readiness": readiness["score"],
+        f"{OWN_TRAIT_PREFIX}Ready": readiness["ready"],
+        f"{OWN_TRAIT_PREFIX}Date": run["started_at"][:10],
+        f"{OWN_TRAIT_PREFIX}Mode": run.get("mode", "handover"),
+    }
+    for category in run["categories"]:
+        name = "".join(part.capitalize() for part in category["id"].split("_"))
+        traits[f"{OWN_TRAIT_PREFIX}{name}Score"] = category["score"]
+    if report_url:
+        traits[f"{OWN_TRAIT_PREFIX}ReportUrl"] = report_url
+    return traits
+
+
+def note_for(run: dict[str, Any], account_id: str, report_url: str | None) -> dict[str, Any]:
+    readiness = run["readiness"]
+    score = "unknown" if readiness["score"] is None else f"{readiness['score']:.0f}/100"
+    verdict = ("healthy" if readiness["ready"] else readiness.get("band", "not healthy").lower()) \
+        if run.get("mode") == "health" else ("ready" if readiness["ready"] else "not ready")
+    parts = [f"<p><strong>{escape(verdict.capitalize())}</strong> — readiness {escape(score)} for "
+             f"{escape(str(run['target'].get('project_name') or run['target'].get('project_id')))}.</p>"]
+    if readiness["reasons"]:
+        parts.append("<ul>" + "".join(f"<li>{escape(r)}</li>" for r in readiness["reasons"][:8]) + "</ul>")
+    parts.append("<p>" + ", ".join(
+        f"{escape(c['title'])}: {'unknown' if c['score'] is None else round(c['score'])}"
+        for c in run["categories"] if c["in_scope"]) + "</p>")
+    recs = run.get("brief", {}).get("top_recommendations") or []
+    if recs:
+        parts.append("<ol>" + "".join(f"<li><strong>{escape(r['title'])}</strong>: {escape(r['summary'])} "
+                                      f"(<a href=\"{escape(r['docs_url'])}\">docs</a>)</li>" for r in recs) + "</ol>")
+    if report_url:
+        parts.append(f"<p><a href=\"{escape(report_url)}\">Full report</a></p>")
+    return {
+        # Derived from the account and the run: pushing the same run again updates this note.
+        "externalId": f"posthog-audit-{account_id}-{run['run_id']}",
+        "subject": f"PostHog audit: {score}, {verdict}",
+        "note": "".join(parts),
+        "noteDate": run["started_at"],
+        "tags": [NOTE_TAG],
+    }
+
+
+def push_run(client: VitallyClient, run: dict[str, Any], account_id: str, report_url: str | None = None) -> str:
+    """Set the tool's own traits and create or update this run's note. Returns the Vitally account id."""
+    account = client.account(account_id)
+    vitally_id = str(account.get("id") or account_id)
+    client.update_account_traits(vitally_id, own_traits(run, report_url))
+    client.upsert_note(vitally_id, note_for(run, vitally_id, report_url))
+    return vitally_id
+
+
+def engagement(vitally: dict[str, Any] | None) -> str:
+    """One line for the brief: has the customer talked to PostHog people, and when."""
+    if not vitally:
+        return "Unknown (Vitally not read)."
+    inbound, outbound = vitally.get("last_inbound_message"), vitally.get("last_outbound_message")
+    notes = len(vitally.get("notes") or [])
+    if not inbound and not outbound and notes == 0:
+        return "Little interaction with PostHog people so far: no messages or notes in Vitally."
+    return (f"Engaged: last message from them {str(inbound or 'never')[:10]}, last from us "
+            f"{str(outbound or 'never')[:10]}, {notes} note(s) in Vitally.")
+
