@@ -230,3 +230,41 @@ def combine_account(runs: list[dict[str, Any]], hooks: ProductHooks | None = Non
         "stats": stats,
         "projects": runs,
     }
+
+
+def organization_projects(client: PostHogClient, project_id: str | None) -> list[str]:
+    """Every project of the organization that owns project_id (or of the key's current organization)."""
+    org = "@current"
+    if project_id:
+        owner = fetch_project(client, project_id).get("organization")
+        org = str(owner.get("id") if isinstance(owner, dict) else owner)
+    projects = client.get_list(f"/api/organizations/{org}/projects/", {"limit": 100})
+    ids = [str(p["id"]) for p in projects if isinstance(p, dict) and p.get("id") is not None]
+    if not ids:
+        raise ApiError("not_found", f"organization {org} has no project this key can see")
+    return ids
+
+
+def audit_target(
+    client: PostHogClient,
+    project_ids: list[str],
+    registry: Registry,
+    checks: list[Check],
+    settings: Settings,
+    *,
+    all_projects: bool = False,
+    hooks: ProductHooks | None = None,
+    save_facts: Callable[[Facts], None] | None = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """Audit one account (one or more projects) through an open client. ApiError propagates; the error's
+    `url`/message names the project that failed."""
+    hooks = hooks or default_hooks()
+    if all_projects:
+        project_ids = organization_projects(client, project_ids[0] if project_ids else None)
+    runs = [
+        audit_project(client, str(pid), registry, checks, settings, hooks=hooks,
+                      save_facts=save_facts if len(project_ids) == 1 else None, **options)
+        for pid in project_ids
+    ]
+    return combine_account(runs, hooks)

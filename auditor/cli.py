@@ -9,19 +9,34 @@ import csv
 import io
 import json
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
+from urllib.parse import urlsplit
 
 import click
 
-from auditor import __version__
+from auditor import __version__, history
 from auditor.allocation import allocate as allocate_account
 from auditor.attestations import AttestationError, load_attestations, template
-from auditor.audit import ProductHooks, audit_project, combine_account, default_hooks, evaluate
+from auditor.audit import ProductHooks, audit_target, default_hooks, evaluate
+from auditor.batch import (
+    AccountSpec,
+    BatchContext,
+    BatchInterrupted,
+    Outcome,
+    load_accounts,
+    portfolio_rows,
+    run_batch,
+    specs_from_vitally,
+    verdict,
+    vitally_factory,
+    write_portfolio,
+)
 from auditor.config import ConfigError, Settings, load_settings, parse_products
-from auditor.facts import Facts, fetch_project, load_facts
+from auditor.facts import Facts, load_facts
 from auditor.posthog_api import ApiError, PostHogClient, normalise_host
 from auditor.registry import Registry, load_registry
 from auditor.render import (
@@ -86,6 +101,8 @@ def cli() -> None:
 @click.option("--report-url", help="Where the HTML report will be hosted (linked from Vitally).")
 @click.option("--mode", type=click.Choice(["handover", "health"]), default="handover", show_default=True,
               help="handover: gate the handover; health: periodic health bands (Healthy/Concerning/Poor).")
+@click.option("--history", "history_dir", type=click.Path(file_okay=False),
+              help="Record the run here (parquet) and report what changed since the previous audit.")
 @click.option("--check", "only", multiple=True, help="Run only this check id (repeatable).")
 @click.option("--category", "categories", multiple=True, help="Run only this category (repeatable).")
 @click.option("--save-facts", type=click.Path(dir_okay=False), help="Also save the gathered facts to this file.")
@@ -103,7 +120,7 @@ def _audit(
     host: str | None, projects: tuple[str, ...], all_projects: bool, api_key_env: str | None,
     config_path: str | None, out_dir: str, formats: tuple[str, ...], paying_for: str | None,
     attestations_path: str | None, vitally_account: str | None, push_vitally: bool, vitally_dry_run: bool,
-    report_url: str | None, mode: str, only: tuple[str, ...], categories: tuple[str, ...],
+    report_url: str | None, mode: str, history_dir: str | None, only: tuple[str, ...], categories: tuple[str, ...],
     save_facts: str | None, from_facts: str | None, demo: bool, concurrency: int | None, no_plugins: bool,
     quiet: bool,
 ) -> int:
@@ -154,6 +171,9 @@ def _audit(
         run = evaluate(facts, registry, checks, settings, hooks=hooks, **options)
     else:
         run = _audit_live(registry, checks, settings, demo, save_facts, all_projects, hooks, options)
+    if history_dir:
+        run["changes"] = history.changes(Path(history_dir), run)
+        history.record(Path(history_dir), run)
     paths = write_reports(run, Path(out_dir), out_formats)
     readiness = run["readiness"]
     if not quiet:
@@ -241,37 +261,24 @@ def _audit_live(registry: Registry, checks: list[Any], settings: Settings, demo:
             write_atomic(Path(save_facts), json.dumps(facts.to_json(), indent=1, default=str))
 
     with PostHogClient(host, api_key, concurrency=settings.concurrency, session=session) as client:
-        current = project_ids[0] if project_ids else None
         try:
-            if all_projects:
-                project_ids = organization_projects(client, current)
-            runs = []
-            for current in project_ids:
-                runs.append(audit_project(client, str(current), registry, checks, settings, hooks=hooks,
-                                          save_facts=saver if len(project_ids) == 1 else None, **options))
+            run = audit_target(client, project_ids, registry, checks, settings, all_projects=all_projects,
+                               hooks=hooks, save_facts=saver, **options)
         except ApiError as exc:
-            if exc.kind == "network":
-                fail(f"could not reach the PostHog API: {exc}", EXIT_UNREACHABLE)
-            if exc.kind == "not_found":
-                fail(f"project {current} not found on {client.host} (or the key cannot see it)")
-            fail(str(exc))
-    if save_facts and len(project_ids) > 1:
+            fail(*api_error_message(exc, client.host))
+    if save_facts and (all_projects or len(project_ids) > 1):
         click.echo("note: --save-facts keeps one project's facts; it was skipped for this multi-project account",
                    err=True)
-    return combine_account(runs, hooks)
+    return run
 
 
-def organization_projects(client: PostHogClient, project_id: str | None) -> list[str]:
-    """Every project of the organization that owns project_id (or of the key's current organization)."""
-    org = "@current"
-    if project_id:
-        owner = fetch_project(client, project_id).get("organization")
-        org = str(owner.get("id") if isinstance(owner, dict) else owner)
-    projects = client.get_list(f"/api/organizations/{org}/projects/", {"limit": 100})
-    ids = [str(p["id"]) for p in projects if isinstance(p, dict) and p.get("id") is not None]
-    if not ids:
-        fail(f"organization {org} has no project this key can see")
-    return ids
+def api_error_message(exc: ApiError, host: str) -> tuple[str, int]:
+    if exc.kind == "network":
+        return f"could not reach the PostHog API: {exc}", EXIT_UNREACHABLE
+    match = re.match(r"^/api/(?:projects|environments)/(\d+)/$", urlsplit(exc.url).path) if exc.url else None
+    if exc.kind == "not_found" and match:
+        return f"project {match.group(1)} not found on {host} (or the key cannot see it)", EXIT_USAGE
+    return str(exc), EXIT_USAGE
 
 
 @cli.command()
@@ -319,6 +326,125 @@ def attest(init: bool, out_path: str, account: str, force: bool) -> None:
             fail(f"{out_path} already exists (use --force to overwrite)")
         write_atomic(path, template(default_hooks().attestation_items, account))
         click.echo(f"Wrote {out_path}: answer the items, then pass --attestations {out_path} to `audit`.")
+        return 0
+
+    _run(go)
+
+
+@cli.command()
+@click.argument("accounts_file", required=False, type=click.Path(dir_okay=False))
+@click.option("--from-vitally", is_flag=True, help="Every active Vitally account at or above the ARR threshold.")
+@click.option("--host", help="Default host for accounts that do not name one (us, eu or a URL).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="portfolio", show_default=True)
+@click.option("--mode", type=click.Choice(["handover", "health"]), default="health", show_default=True)
+@click.option("--parallel", type=click.IntRange(1, 32), default=4, show_default=True,
+              help="Accounts audited at once (requests stay within each key's rate limits).")
+@click.option("--history", "history_dir", type=click.Path(file_okay=False), default="history", show_default=True)
+@click.option("--no-history", is_flag=True, help="Do not record runs or compare with earlier ones.")
+@click.option("--resume", is_flag=True, help="Skip accounts already audited this period.")
+@click.option("--period", type=click.Choice(["day", "week", "month"]), default="day", show_default=True)
+@click.option("--format", "formats", multiple=True, help="Per-account reports: html, json, md [default: all].")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False))
+@click.option("--no-plugins", is_flag=True)
+def batch(accounts_file: str | None, from_vitally: bool, host: str | None, out_dir: str, mode: str, parallel: int,
+          history_dir: str, no_history: bool, resume: bool, period: str, formats: tuple[str, ...],
+          config_path: str | None, no_plugins: bool) -> None:
+    """Audit a book of accounts: a report each, plus a portfolio page, JSON and CSV."""
+
+    def go() -> int:
+        registry = load_registry(plugins=not no_plugins)
+        settings = load_settings(config_path, registry.checks)
+        if bool(accounts_file) == from_vitally:
+            fail("give an accounts file or --from-vitally (one of the two)")
+        if accounts_file:
+            specs = load_accounts(accounts_file, host or settings.host)
+        else:
+            default_host = host or settings.host
+            if not default_host:
+                fail("--from-vitally needs --host (or [audit] host) for the PostHog accounts")
+            try:
+                specs = specs_from_vitally(make_vitally_client(settings), normalise_host(default_host),
+                                           settings.api_key_env, settings.vitally.min_arr)
+            except ApiError as exc:
+                fail(f"Vitally: {exc}")
+        ctx = BatchContext(
+            registry=registry, checks=list(registry.checks.values()), settings=settings, hooks=default_hooks(),
+            out_dir=Path(out_dir), formats=parse_formats(formats), mode=mode,
+            history_dir=None if no_history else Path(history_dir), resume=resume, period=period,
+            vitally_factory=vitally_factory(settings))
+        outcomes = _run_with_progress(ctx, specs, parallel)
+        write_portfolio(Path(out_dir), portfolio_rows(outcomes), mode)
+        failed = [o for o in outcomes if o.status == "failed"]
+        good = [o for o in outcomes if o.run and o.run["readiness"]["ready"]]
+        click.echo(f"{len(outcomes)} accounts: {len(good)} {'healthy' if mode == 'health' else 'ready'}, "
+                   f"{len(outcomes) - len(good) - len(failed)} not, {len(failed)} failed. "
+                   f"Portfolio: {Path(out_dir) / 'index.html'}")
+        return EXIT_READY if len(good) == len(outcomes) else EXIT_NOT_READY
+
+    _run(go)
+
+
+def _run_with_progress(ctx: BatchContext, specs: list[AccountSpec], parallel: int) -> list[Outcome]:
+    def line(o: Outcome) -> str:
+        if o.status == "failed":
+            return f"{o.spec.name}: failed — {o.error}"
+        score = o.run["readiness"]["score"] if o.run else None
+        what = "resumed" if o.status == "resumed" else f"{o.seconds:.1f} s"
+        return f"{o.spec.name}: {verdict(o.run or {})} {'?' if score is None else f'{score:.0f}'}/100 ({what})"
+
+    try:
+        if sys.stdout.isatty():
+            with click.progressbar(length=len(specs), label="Auditing", show_eta=True, show_pos=True) as bar:
+                return run_batch(ctx, specs, parallel, lambda o: bar.update(1))
+        done = [0]
+
+        def log(o: Outcome) -> None:
+            done[0] += 1
+            click.echo(f"[{done[0]}/{len(specs)}] {line(o)}")
+
+        return run_batch(ctx, specs, parallel, log)
+    except BatchInterrupted as stop:
+        write_portfolio(ctx.out_dir, portfolio_rows(stop.outcomes), ctx.mode)
+        click.echo(f"posthog-auditor: interrupted after {len(stop.outcomes)} of {len(specs)} accounts; "
+                   "their reports and the portfolio are written", err=True)
+        sys.exit(130)
+
+
+@cli.command(name="history")
+@click.option("--account", help="Account name (as in the batch file) or key; default: list the accounts.")
+@click.option("--dir", "history_dir", type=click.Path(file_okay=False), default="history", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+def history_command(account: str | None, history_dir: str, fmt: str) -> None:
+    """Print an account's trend across audits."""
+
+    def go() -> int:
+        folder = Path(history_dir)
+        if not folder.is_dir():
+            fail(f"no history at {history_dir} (audits record there with --history, batch by default)")
+        if not account:
+            for name in history.accounts(folder):
+                click.echo(name)
+            return 0
+        table = history.trend(folder, account)
+        if table.height == 0:
+            fail(f"no runs for account '{account}' in {history_dir}")
+        table = table.with_columns(table["started_at"].dt.strftime("%Y-%m-%d %H:%M").alias("started_at"))
+        if fmt == "json":
+            click.echo(json.dumps(table.to_dicts(), indent=2, default=str))
+        elif fmt == "csv":
+            click.echo(table.write_csv(), nl=False)
+        else:
+            previous = None
+            for row in table.to_dicts():
+                score = row["readiness"]
+                delta = "" if previous is None or score is None else f" ({score - previous:+.0f})"
+                cats = ", ".join(f"{k} {v:.0f}" for k, v in row.items()
+                                 if k not in ("run_id", "started_at", "mode", "readiness", "ready", "band")
+                                 and v is not None)
+                verdict_text = row["band"] or ("ready" if row["ready"] else "not ready")
+                click.echo(f"{row['started_at']}  {'?' if score is None else f'{score:.0f}':>3}{delta:<6} "
+                           f"{verdict_text:<11} {cats}")
+                previous = score if score is not None else previous
         return 0
 
     _run(go)

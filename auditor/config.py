@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from auditor.model import CATEGORY_TITLES, PRODUCTS, Check
+from auditor.telemetry import TelemetrySettings
 from auditor.vitally import VitallySettings
 
 DEFAULT_WEIGHTS = {
@@ -62,6 +63,7 @@ class Settings:
     gate: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_GATE))
     check_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     vitally: VitallySettings = field(default_factory=VitallySettings)
+    telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
     source: str = "defaults"
 
     def thresholds(self, check: Check) -> dict[str, Any]:
@@ -93,7 +95,7 @@ def load_settings(path: str | None, checks: Mapping[str, Check], env: Mapping[st
 
 
 def apply_file(settings: Settings, data: dict[str, Any], checks: Mapping[str, Check], where: str) -> None:
-    known = {"audit", "weights", "gate", "checks", "vitally"}
+    known = {"audit", "weights", "gate", "checks", "vitally", "telemetry"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"{where}: unknown section [{unknown[0]}] (known: {', '.join(sorted(known))})")
@@ -126,6 +128,15 @@ def apply_file(settings: Settings, data: dict[str, Any], checks: Mapping[str, Ch
             raise ConfigError(f"{where}: unknown setting gate.{key} (known: {', '.join(DEFAULT_GATE)})")
         settings.gate[key] = _number(value, f"{where}: gate.{key}", minimum=0, maximum=100)
     apply_vitally(settings.vitally, _table(data, "vitally", where), where)
+    for key, value in _table(data, "telemetry", where).items():
+        if key == "enabled":
+            if not isinstance(value, bool):
+                raise ConfigError(f"{where}: telemetry.enabled must be true or false")
+            settings.telemetry.enabled = value
+        elif key in ("host", "api_key_env", "distinct_id"):
+            setattr(settings.telemetry, key, _str(value, f"{where}: telemetry.{key}"))
+        else:
+            raise ConfigError(f"{where}: unknown setting telemetry.{key}")
     for check_id, overrides in _table(data, "checks", where).items():
         if check_id not in checks:
             raise ConfigError(f"{where}: [checks.\"{check_id}\"]: no such check (see `posthog-auditor checks`)")

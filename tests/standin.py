@@ -54,6 +54,7 @@ class StandIn:
         self.api_key = api_key
         self.faults: list[Fault] = []
         self.requests: list[tuple[str, str]] = []
+        self.timeline: list[tuple[float, str, str]] = []  # (monotonic time received, method, path)
         self._lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
@@ -97,6 +98,7 @@ class StandIn:
                 path = self.path.split("?", 1)[0]
                 with standin._lock:
                     standin.requests.append((method, path))
+                    standin.timeline.append((time.monotonic(), method, path))
                 fault = standin._take_fault(path)
                 if fault and fault.delay:
                     time.sleep(fault.delay)

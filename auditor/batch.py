@@ -1,0 +1,312 @@
+"""Periodic audits over a book of accounts: concurrent, rate-limited per key, resumable, never all-or-nothing.
+
+accounts.toml:
+
+    [defaults]
+    host = "eu"
+    api_key_env = "POSTHOG_PERSONAL_API_KEY"
+
+    [[accounts]]
+    name = "Hedgebox"
+    host = "us"                    # optional: else [defaults]
+    projects = [4242]              # or organization = "<org id>" / all_projects = true
+    api_key_env = "HEDGEBOX_KEY"   # optional
+    vitally_account = "org"        # optional: read Vitally (key in VITALLY_API_KEY)
+    paying_for = ["product_analytics", "session_replay"]   # optional
+    attestations = "hedgebox.toml" # optional, relative to this file
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import threading
+import time
+import tomllib
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from auditor import history, telemetry
+from auditor.attestations import AttestationError, load_attestations
+from auditor.audit import ProductHooks, audit_target
+from auditor.config import ConfigError, Settings, parse_products
+from auditor.model import Check
+from auditor.posthog_api import ApiError, PostHogClient, normalise_host
+from auditor.registry import Registry
+from auditor.render import FORMATS, environment, write_atomic, write_reports
+from auditor.vitally import read_account
+from auditor.vitally_api import VitallyClient, base_url
+
+
+@dataclass
+class AccountSpec:
+    name: str
+    host: str
+    api_key_env: str
+    projects: list[str] = field(default_factory=list)
+    all_projects: bool = False
+    organization: str | None = None
+    vitally_account: str | None = None
+    paying_for: list[str] | None = None
+    attestations: str | None = None
+
+    @property
+    def slug(self) -> str:
+        return re.sub(r"[^a-z0-9]+", "-", self.name.lower()).strip("-") or "account"
+
+
+def load_accounts(path: str, default_host: str | None = None) -> list[AccountSpec]:
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"accounts file not found: {path}")
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    defaults = data.get("defaults") or {}
+    entries = data.get("accounts")
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError(f"{path}: no [[accounts]] entries")
+    specs, seen = [], set()
+    for i, entry in enumerate(entries, 1):
+        where = f"{path}: account #{i}"
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not entry["name"].strip():
+            raise ConfigError(f"{where} needs a name")
+        unknown = sorted(set(entry) - {"name", "host", "projects", "all_projects", "organization", "api_key_env",
+                                       "vitally_account", "paying_for", "attestations"})
+        if unknown:
+            raise ConfigError(f"{where} ({entry['name']}): unknown key '{unknown[0]}'")
+        host = entry.get("host") or defaults.get("host") or default_host
+        if not host:
+            raise ConfigError(f"{where} ({entry['name']}): no host (set host, or [defaults] host, or --host)")
+        try:
+            host = normalise_host(str(host))
+        except ValueError as exc:
+            raise ConfigError(f"{where} ({entry['name']}): {exc}") from None
+        projects = [str(p) for p in entry.get("projects") or []]
+        if any(not p.isdigit() for p in projects):
+            raise ConfigError(f"{where} ({entry['name']}): projects must be numeric ids")
+        if not projects and not entry.get("all_projects") and not entry.get("organization"):
+            raise ConfigError(f"{where} ({entry['name']}): give projects, organization or all_projects = true")
+        paying = entry.get("paying_for")
+        attest = entry.get("attestations")
+        spec = AccountSpec(
+            name=entry["name"].strip(), host=host,
+            api_key_env=str(entry.get("api_key_env") or defaults.get("api_key_env") or "POSTHOG_PERSONAL_API_KEY"),
+            projects=projects, all_projects=bool(entry.get("all_projects") or entry.get("organization")),
+            organization=entry.get("organization"), vitally_account=entry.get("vitally_account"),
+            paying_for=parse_products(",".join(paying)) if paying else None,
+            attestations=str((file.parent / attest).resolve()) if attest else None,
+        )
+        if spec.slug in seen:
+            raise ConfigError(f"{where}: two accounts are named '{spec.name}'")
+        seen.add(spec.slug)
+        specs.append(spec)
+    return specs
+
+
+def specs_from_vitally(client: VitallyClient, host: str, api_key_env: str, min_arr: float) -> list[AccountSpec]:
+    """Active Vitally accounts at or above the ARR threshold; their externalId is the PostHog organization."""
+    specs = []
+    for account in client.accounts("active"):
+        arr = float(account.get("mrr") or 0) * 12
+        if arr >= min_arr and account.get("externalId"):
+            specs.append(AccountSpec(name=str(account.get("name") or account["externalId"]), host=host,
+                                     api_key_env=api_key_env, organization=str(account["externalId"]),
+                                     all_projects=True, vitally_account=str(account["id"])))
+    return specs
+
+
+@dataclass
+class BatchContext:
+    registry: Registry
+    checks: list[Check]
+    settings: Settings
+    hooks: ProductHooks
+    out_dir: Path
+    formats: list[str] = field(default_factory=lambda: list(FORMATS))
+    mode: str = "handover"
+    history_dir: Path | None = None
+    resume: bool = False
+    period: str = "day"  # day | week | month: what --resume counts as "already audited"
+    vitally_factory: Callable[[], VitallyClient | None] = lambda: None
+    session_factory: Callable[[AccountSpec], Any] = lambda spec: None  # tests and the demo serve accounts in-process
+    _history_lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@dataclass
+class Outcome:
+    spec: AccountSpec
+    status: str  # audited | resumed | failed
+    run: dict[str, Any] | None = None
+    error: str | None = None
+    seconds: float = 0.0
+
+
+def period_key(moment: date, period: str) -> str:
+    if period == "week":
+        year, week, _ = moment.isocalendar()
+        return f"{year}-W{week:02d}"
+    if period == "month":
+        return moment.strftime("%Y-%m")
+    return moment.isoformat()
+
+
+def already_audited(ctx: BatchContext, spec: AccountSpec) -> dict[str, Any] | None:
+    path = ctx.out_dir / spec.slug / "report.json"
+    try:
+        run = json.loads(path.read_text(encoding="utf-8"))
+        started = datetime.fromisoformat(run["started_at"]).date()
+    except (OSError, ValueError, KeyError):
+        return None
+    today = datetime.now(UTC).date()
+    same_period = period_key(started, ctx.period) == period_key(today, ctx.period)
+    return run if same_period and run.get("mode") == ctx.mode else None
+
+
+def audit_one(ctx: BatchContext, spec: AccountSpec) -> Outcome:
+    clock = time.perf_counter()
+    if ctx.resume:
+        previous = already_audited(ctx, spec)
+        if previous is not None:
+            return Outcome(spec, "resumed", previous)
+    try:
+        run = _audit(ctx, spec)
+    except (ApiError, AttestationError, ConfigError, ValueError, OSError) as exc:
+        return Outcome(spec, "failed", error=str(exc), seconds=time.perf_counter() - clock)
+    return Outcome(spec, "audited", run, seconds=time.perf_counter() - clock)
+
+
+def _audit(ctx: BatchContext, spec: AccountSpec) -> dict[str, Any]:
+    key = os.environ.get(spec.api_key_env)
+    if not key:
+        raise ConfigError(f"no API key: {spec.api_key_env} is not set")
+    options: dict[str, Any] = {"mode": ctx.mode}
+    if spec.attestations:
+        options["attestations"] = load_attestations(spec.attestations, ctx.hooks.attestation_items)
+    vitally = ctx.vitally_factory() if spec.vitally_account else None
+    if vitally is not None:
+        account = spec.vitally_account or ""
+        options["vitally_lookup"] = lambda facts: read_account(
+            vitally, facts.target.get("organization_id") if account == "org" else account, ctx.settings.vitally)
+    settings = ctx.settings
+    if spec.paying_for is not None:
+        settings = replace(settings, paying_for=spec.paying_for)
+    # Every client on the same key shares one rate limiter (RateLimiter.for_key), whatever the parallelism.
+    with PostHogClient(spec.host, key, concurrency=settings.concurrency, session=ctx.session_factory(spec)) as client:
+        if spec.organization:
+            project_ids = [str(p["id"]) for p in client.get_list(f"/api/organizations/{spec.organization}/projects/",
+                                                                 {"limit": 100}) if isinstance(p, dict)]
+            run = audit_target(client, project_ids, ctx.registry, ctx.checks, settings, hooks=ctx.hooks, **options)
+        else:
+            run = audit_target(client, spec.projects, ctx.registry, ctx.checks, settings,
+                               all_projects=spec.all_projects, hooks=ctx.hooks, **options)
+    run["account"] = spec.name
+    if ctx.history_dir is not None:
+        with ctx._history_lock:  # one writer at a time: the previous run must be read before this one lands
+            run["changes"] = history.changes(ctx.history_dir, run, spec.name)
+            history.record(ctx.history_dir, run, spec.name)
+    write_reports(run, ctx.out_dir / spec.slug, ctx.formats)
+    telemetry.send(ctx.settings.telemetry, run, spec.name)
+    return run
+
+
+def run_batch(ctx: BatchContext, specs: list[AccountSpec], parallel: int,
+              on_done: Callable[[Outcome], None] = lambda o: None) -> list[Outcome]:
+    """Audit every account; on Ctrl-C, stop starting new ones and return what finished (then re-raise)."""
+    outcomes: list[Outcome] = []
+    pool = ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="account")
+    pending: set[Future[Outcome]] = {pool.submit(audit_one, ctx, spec) for spec in specs}
+    try:
+        while pending:
+            done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            for future in done:
+                outcome = future.result()
+                outcomes.append(outcome)
+                on_done(outcome)
+    except KeyboardInterrupt:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise BatchInterrupted(sorted_outcomes(outcomes, specs)) from None
+    pool.shutdown(wait=True)
+    return sorted_outcomes(outcomes, specs)
+
+
+class BatchInterrupted(Exception):
+    def __init__(self, outcomes: list[Outcome]):
+        super().__init__("interrupted")
+        self.outcomes = outcomes
+
+
+def sorted_outcomes(outcomes: list[Outcome], specs: list[AccountSpec]) -> list[Outcome]:
+    order = {spec.slug: i for i, spec in enumerate(specs)}
+    return sorted(outcomes, key=lambda o: order.get(o.spec.slug, 0))
+
+
+# ---- the portfolio -------------------------------------------------------------------------------
+
+def portfolio_rows(outcomes: list[Outcome]) -> list[dict[str, Any]]:
+    rows = []
+    for o in outcomes:
+        row: dict[str, Any] = {"account": o.spec.name, "slug": o.spec.slug, "status": o.status, "error": o.error,
+                               "report": f"{o.spec.slug}/report.html" if o.run else None}
+        if o.run:
+            readiness = o.run["readiness"]
+            changes = o.run.get("changes") or {}
+            recs = (o.run.get("brief") or {}).get("top_recommendations") or []
+            row.update(
+                readiness=readiness["score"], ready=readiness["ready"], band=readiness.get("band"),
+                verdict=verdict(o.run), started_at=o.run["started_at"],
+                categories={c["id"]: c["score"] for c in o.run["categories"] if c["in_scope"]},
+                change=changes.get("readiness_delta"), previous_audit=changes.get("previous_started_at"),
+                regressions=changes.get("regressions") or [],
+                top_finding=f"{recs[0]['title']}: {recs[0]['summary']}" if recs else "",
+            )
+        rows.append(row)
+    return rows
+
+
+def verdict(run: dict[str, Any]) -> str:
+    readiness = run["readiness"]
+    if run.get("mode") == "health":
+        return readiness.get("band") or "Unknown"
+    return "Ready" if readiness["ready"] else "Not ready"
+
+
+def write_portfolio(out_dir: Path, rows: list[dict[str, Any]], mode: str) -> list[Path]:
+    generated = datetime.now(UTC).isoformat(timespec="seconds")
+    categories = list(dict.fromkeys(c for r in rows for c in (r.get("categories") or {})))
+    doc = {"generated_at": generated, "mode": mode, "accounts": rows}
+    html = environment().get_template("portfolio.html.j2").render(portfolio=doc, categories=categories)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["account", "status", "verdict", "readiness", "change", *categories, "regressions",
+                     "top_finding", "report", "error"])
+    for r in rows:
+        cats = r.get("categories") or {}
+        writer.writerow([r["account"], r["status"], r.get("verdict", ""), r.get("readiness"), r.get("change"),
+                         *[cats.get(c) for c in categories], " | ".join(r.get("regressions") or []),
+                         r.get("top_finding", ""), r.get("report") or "", r.get("error") or ""])
+    outputs = {"index.html": html, "portfolio.json": json.dumps(doc, indent=2, default=str) + "\n",
+               "portfolio.csv": buffer.getvalue()}
+    paths = []
+    for name, text in outputs.items():
+        write_atomic(out_dir / name, text)
+        paths.append(out_dir / name)
+    return paths
+
+
+def vitally_factory(settings: Settings) -> Callable[[], VitallyClient | None]:
+    def make() -> VitallyClient | None:
+        key = os.environ.get(settings.vitally.api_key_env)
+        if not key:
+            return None
+        return VitallyClient(base_url(settings.vitally.region, settings.vitally.subdomain), key)
+
+    return make

@@ -1,0 +1,138 @@
+"""Run history with polars: trends, and what regressed since the previous audit of the same account.
+
+Each run writes one parquet file per table, `<dir>/<table>/date=YYYY-MM-DD/<run_id>.parquet`, with explicit
+schemas (an empty or odd run never changes a column's type). The RunResult JSON stays the truth; this is a
+projection of it for trends.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+RUNS = {"run_id": pl.Utf8, "account": pl.Utf8, "organization_id": pl.Utf8, "project_ids": pl.Utf8,
+        "started_at": pl.Datetime("us", "UTC"), "mode": pl.Utf8, "readiness": pl.Float64, "ready": pl.Boolean,
+        "band": pl.Utf8}
+CATEGORIES = {"run_id": pl.Utf8, "account": pl.Utf8, "started_at": pl.Datetime("us", "UTC"), "category": pl.Utf8,
+              "score": pl.Float64, "in_scope": pl.Boolean}
+CHECKS = {"run_id": pl.Utf8, "account": pl.Utf8, "started_at": pl.Datetime("us", "UTC"), "project_id": pl.Utf8,
+          "check_id": pl.Utf8, "category": pl.Utf8, "severity": pl.Utf8, "status": pl.Utf8}
+TABLES = {"runs": RUNS, "categories": CATEGORIES, "checks": CHECKS}
+CATEGORY_DROP = 10.0  # points: a category falling this much is a regression
+WORSE = {"pass": 0, "info": 0, "skip": 0, "manual": 1, "warn": 1, "error": 2, "fail": 2}
+
+
+def account_key(run: dict[str, Any]) -> str:
+    """Runs of the same account compare with each other: the organization and its projects."""
+    target = run["target"]
+    return f"{target.get('organization_id') or 'org?'}:{target.get('project_id')}"
+
+
+def frames(run: dict[str, Any], account: str) -> dict[str, pl.DataFrame]:
+    started = datetime.fromisoformat(run["started_at"])
+    base = {"run_id": run["run_id"], "account": account, "started_at": started}
+    readiness = run["readiness"]
+    runs = [{**base, "organization_id": run["target"].get("organization_id"),
+             "project_ids": str(run["target"].get("project_id")), "mode": run.get("mode", "handover"),
+             "readiness": readiness["score"], "ready": readiness["ready"], "band": readiness.get("band")}]
+    categories = [{**base, "category": c["id"], "score": c["score"], "in_scope": c["in_scope"]}
+                  for c in run["categories"]]
+    checks = [{**base, "project_id": str(r.get("project_id") or run["target"].get("project_id")),
+               "check_id": r["id"], "category": r["category"], "severity": r["severity"], "status": r["status"]}
+              for r in run["results"]]
+    rows = {"runs": runs, "categories": categories, "checks": checks}
+    return {name: pl.DataFrame(rows[name], schema=schema, orient="row") for name, schema in TABLES.items()}
+
+
+def record(history_dir: Path, run: dict[str, Any], account: str | None = None) -> list[Path]:
+    """Append one run (atomically per file)."""
+    account = account or account_key(run)
+    day = run["started_at"][:10]
+    written = []
+    for name, frame in frames(run, account).items():
+        folder = history_dir / name / f"date={day}"
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / f"{run['run_id']}.parquet"
+        fd, tmp = tempfile.mkstemp(prefix=".", suffix=".parquet.tmp", dir=str(folder))
+        os.close(fd)
+        try:
+            frame.write_parquet(tmp)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        written.append(target)
+    return written
+
+
+def load(history_dir: Path, table: str) -> pl.DataFrame:
+    files = list((history_dir / table).glob("date=*/*.parquet"))
+    if not files:
+        return pl.DataFrame(schema={**TABLES[table], "date": pl.Date})
+    frame = pl.scan_parquet(str(history_dir / table / "**" / "*.parquet"), hive_partitioning=True,
+                            schema={**TABLES[table], "date": pl.Date}).collect()
+    return frame.sort("started_at")
+
+
+def previous_run(history_dir: Path, account: str, before: str) -> str | None:
+    runs = load(history_dir, "runs")
+    earlier = runs.filter((pl.col("account") == account) & (pl.col("started_at") < datetime.fromisoformat(before)))
+    return earlier["run_id"][-1] if earlier.height else None
+
+
+def changes(history_dir: Path, run: dict[str, Any], account: str | None = None) -> dict[str, Any] | None:
+    """What changed since the previous audit of the same account (None when there is none)."""
+    account = account or account_key(run)
+    previous = previous_run(history_dir, account, run["started_at"])
+    if previous is None:
+        return None
+    runs = load(history_dir, "runs").filter(pl.col("run_id") == previous).to_dicts()[0]
+    cats = load(history_dir, "categories").filter(pl.col("run_id") == previous)
+    checks = load(history_dir, "checks").filter(pl.col("run_id") == previous)
+    before_scores = dict(zip(cats["category"].to_list(), cats["score"].to_list(), strict=True))
+    before_status = {(r["project_id"], r["check_id"]): r["status"] for r in checks.iter_rows(named=True)}
+    regressions: list[str] = []
+    category_deltas = {}
+    for c in run["categories"]:
+        old = before_scores.get(c["id"])
+        if old is not None and c["score"] is not None:
+            category_deltas[c["id"]] = round(c["score"] - old, 1)
+            if old - c["score"] >= CATEGORY_DROP:
+                regressions.append(f"{c['title']} fell {old - c['score']:.0f} points ({old:.0f} → {c['score']:.0f})")
+    for r in run["results"]:
+        key = (str(r.get("project_id") or run["target"].get("project_id")), r["id"])
+        old_status = before_status.get(key)
+        if old_status == "pass" and WORSE.get(r["status"], 0) > 0:
+            regressions.append(f"{r['title']} ({r['id']}) went from pass to {r['status']}")
+    score, old_score = run["readiness"]["score"], runs["readiness"]
+    return {
+        "previous_run_id": previous,
+        "previous_started_at": runs["started_at"].isoformat(),
+        "previous_readiness": old_score,
+        "readiness_delta": None if score is None or old_score is None else round(score - old_score, 1),
+        "category_deltas": category_deltas,
+        "regressions": regressions,
+    }
+
+
+def trend(history_dir: Path, account: str) -> pl.DataFrame:
+    """One row per run of the account: date, readiness, verdict, and a column per category."""
+    runs = load(history_dir, "runs").filter(pl.col("account") == account)
+    if runs.height == 0:
+        return runs
+    cats = load(history_dir, "categories").filter(pl.col("account") == account)
+    wide = cats.pivot(on="category", index="run_id", values="score") if cats.height else None
+    table = runs.select("run_id", "started_at", "mode", "readiness", "ready", "band")
+    if wide is not None:
+        table = table.join(wide, on="run_id", how="left")
+    return table.sort("started_at")
+
+
+def accounts(history_dir: Path) -> list[str]:
+    runs = load(history_dir, "runs")
+    return sorted(set(runs["account"].to_list()))

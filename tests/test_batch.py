@@ -1,0 +1,234 @@
+"""Batch over a book of accounts: failures isolated, resume, history and regressions, rate limits, telemetry."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from auditor.audit import default_hooks
+from auditor.batch import AccountSpec, BatchContext, BatchInterrupted, run_batch
+from auditor.cli import cli
+from auditor.config import Settings
+from auditor.posthog_api import RateLimiter
+from auditor.registry import load_registry
+from tests.scenarios import privacy_risky_replay
+
+
+@pytest.fixture(autouse=True)
+def isolated_limiters(monkeypatch):
+    """Each test gets fresh per-key limiters, and retries do not really wait."""
+    monkeypatch.setattr(RateLimiter, "_shared", {})
+    monkeypatch.setattr("auditor.posthog_api.default_sleep", lambda seconds: None)
+
+
+@pytest.fixture
+def book(standin, tmp_path, monkeypatch):
+    """Three accounts on one stand-in (projects 4242, 4243, 4244) and one whose key is refused."""
+    base = standin.scenario
+    for pid, name in (("4243", "Hedgebox (marketing site)"), ("4244", "Hedgebox (docs)")):
+        sibling = copy.deepcopy(base)
+        sibling.siblings = {}
+        sibling.project_id = pid
+        sibling.project.update(id=int(pid), name=name)
+        base.siblings[pid] = sibling
+    monkeypatch.setenv("BOOK_KEY", standin.api_key)
+    monkeypatch.setenv("BROKEN_KEY", "phx_this_key_is_refused")
+    accounts = tmp_path / "accounts.toml"
+    accounts.write_text(f"""
+[defaults]
+host = "{standin.url}"
+api_key_env = "BOOK_KEY"
+
+[[accounts]]
+name = "Hedgebox prod"
+projects = [4242]
+
+[[accounts]]
+name = "Hedgebox marketing"
+projects = [4243]
+
+[[accounts]]
+name = "Hedgebox docs"
+projects = [4244]
+
+[[accounts]]
+name = "Broken Co"
+projects = [4242]
+api_key_env = "BROKEN_KEY"
+""")
+    return accounts
+
+
+def batch(accounts: Path, out: Path, *extra: str):
+    return CliRunner().invoke(cli, ["batch", str(accounts), "--out", str(out), "--history", str(out / "history"),
+                                    "--no-plugins", *extra], catch_exceptions=False)
+
+
+def test_batch_reports_every_account_and_isolates_a_failure(book, tmp_path, standin):
+    out = tmp_path / "portfolio"
+    result = batch(book, out)
+    assert result.exit_code == 1
+    assert "4 accounts: 0 healthy, 3 not, 1 failed" in result.output
+    assert "[4/4]" in result.output  # plain progress lines when not on a terminal
+    portfolio = json.loads((out / "portfolio.json").read_text())
+    rows = {r["account"]: r for r in portfolio["accounts"]}
+    assert rows["Broken Co"]["status"] == "failed" and "refused (401)" in rows["Broken Co"]["error"]
+    for name in ("Hedgebox prod", "Hedgebox marketing", "Hedgebox docs"):
+        assert rows[name]["status"] == "audited" and rows[name]["band"] == "Concerning"
+        assert (out / rows[name]["slug"] / "report.html").exists()
+        assert rows[name]["top_finding"]
+    html = (out / "index.html").read_text()
+    assert "Broken Co" in html and 'href="hedgebox-prod/report.html"' in html
+    with (out / "portfolio.csv").open() as fh:
+        table = list(csv.DictReader(fh))
+    assert [r["account"] for r in table] == ["Hedgebox prod", "Hedgebox marketing", "Hedgebox docs", "Broken Co"]
+
+
+def test_resume_skips_accounts_already_audited_this_period(book, tmp_path, standin):
+    out = tmp_path / "portfolio"
+    batch(book, out)
+    before = len(standin.requests)
+    result = batch(book, out, "--resume")
+    resumed = [r for r in json.loads((out / "portfolio.json").read_text())["accounts"] if r["status"] == "resumed"]
+    assert len(resumed) == 3
+    # Only the failed account is tried again: its refused pre-flight is the one request.
+    assert len(standin.requests) - before == 1
+    assert "(resumed)" in result.output
+
+
+def test_history_round_trip_and_regressions(book, tmp_path, standin):
+    out = tmp_path / "portfolio"
+    batch(book, out)
+    # Between the two runs, the marketing site loses its privacy controls and its reverse proxy.
+    privacy_risky_replay(standin.scenario.siblings["4243"])
+    batch(book, out)
+    rows = {r["account"]: r for r in json.loads((out / "portfolio.json").read_text())["accounts"]}
+    marketing = rows["Hedgebox marketing"]
+    assert marketing["change"] < 0
+    assert any("privacy-masking" in r and "from pass to fail" in r for r in marketing["regressions"])
+    assert any("Session replay fell" in r for r in marketing["regressions"])
+    assert rows["Hedgebox prod"]["regressions"] == [] and rows["Hedgebox prod"]["change"] == 0
+    report = (out / "hedgebox-marketing" / "report.html").read_text()
+    assert "Since the last audit on" in report and "privacy-masking" in report
+    result = CliRunner().invoke(cli, ["history", "--dir", str(out / "history"), "--account", "Hedgebox marketing"])
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 2 and "Concerning" in lines[0]
+    assert "(-" in lines[1]  # the drop is shown
+    listed = CliRunner().invoke(cli, ["history", "--dir", str(out / "history")]).output.split()
+    assert "Hedgebox prod" in " ".join(listed)
+
+
+def test_shared_rate_limiter_keeps_a_batch_within_the_hogql_budget(book, tmp_path, standin, monkeypatch):
+    """Three accounts on one key, audited in parallel, may not exceed the key's HogQL budget (here 4 a second)."""
+    monkeypatch.setattr(RateLimiter, "DEFAULT_LIMITS", {"rest": (1000, 60.0), "hogql": (4, 1.0)})
+    result = batch(book, tmp_path / "p", "--parallel", "3")
+    assert result.exit_code == 1
+    stamps = sorted(t for t, method, path in standin.timeline if method == "POST" and path.endswith("/query/"))
+    assert len(stamps) == 9  # 3 HogQL queries per account
+    assert stamps[-1] - stamps[0] >= 1.0  # the limiter made the batch wait rather than burst
+    for i, start in enumerate(stamps):
+        # The limiter admits by send time; the stand-in stamps on receipt, so allow for delivery jitter.
+        in_window = [s for s in stamps[i:] if s - start < 1.0 - 0.15]
+        assert len(in_window) <= 4, "the shared limiter let a burst through"
+
+
+def test_ctrl_c_keeps_finished_reports(book, tmp_path, standin, monkeypatch):
+    monkeypatch.setenv("BOOK_KEY", standin.api_key)
+    registry = load_registry(plugins=False)
+    ctx = BatchContext(registry=registry, checks=list(registry.checks.values()), settings=Settings(),
+                       hooks=default_hooks(), out_dir=tmp_path / "p", mode="health")
+    specs = [AccountSpec(name=f"Account {i}", host=standin.url, api_key_env="BOOK_KEY", projects=["4242"])
+             for i in range(4)]
+
+    def interrupt(outcome):
+        raise KeyboardInterrupt
+
+    with pytest.raises(BatchInterrupted) as stopped:
+        run_batch(ctx, specs, 1, interrupt)
+    finished = stopped.value.outcomes
+    assert len(finished) == 1
+    assert (tmp_path / "p" / finished[0].spec.slug / "report.json").exists()
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("[[accounts]]\nprojects = [1]\n", "needs a name"),
+    ('[[accounts]]\nname = "A"\nprojects = [1]\n', "no host"),
+    ('[[accounts]]\nname = "A"\nhost = "eu"\n', "give projects, organization or all_projects"),
+    ('[[accounts]]\nname = "A"\nhost = "eu"\nprojects = ["abc"]\n', "numeric"),
+    ('[[accounts]]\nname = "A"\nhost = "eu"\nprojects = [1]\ncolour = "red"\n', "unknown key 'colour'"),
+    ('[[accounts]]\nname = "A"\nhost = "eu"\nprojects = [1]\n[[accounts]]\nname = "a"\nhost = "eu"\nprojects = [2]\n',
+     "two accounts"),
+    ("nothing = 1\n", "no [[accounts]]"),
+])
+def test_bad_accounts_file_is_one_line(tmp_path, content, message):
+    accounts = tmp_path / "accounts.toml"
+    accounts.write_text(content)
+    result = CliRunner().invoke(cli, ["batch", str(accounts), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and message in result.output and len(result.output.strip().splitlines()) == 1
+
+
+class CaptureServer:
+    """A loopback PostHog ingestion endpoint that keeps what the posthog SDK sends."""
+
+    def __init__(self) -> None:
+        self.batches: list[dict] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if self.headers.get("Content-Encoding") == "gzip":
+                    import gzip
+                    body = gzip.decompress(body)
+                outer.batches.append(json.loads(body))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(b'{"status": 1}')
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+
+def test_telemetry_sends_one_event_per_account_without_personal_data(book, tmp_path, monkeypatch):
+    capture = CaptureServer()
+    try:
+        config = tmp_path / "auditor.toml"
+        config.write_text(f'[telemetry]\nenabled = true\nhost = "{capture.url}"\n')
+        monkeypatch.setenv("POSTHOG_AUDITOR_TELEMETRY_KEY", "phc_internal_project_key_for_tests")
+        result = batch(book, tmp_path / "p", "--config", str(config))
+        assert result.exit_code == 1
+        events = [e for b in capture.batches for e in b.get("batch", [])]
+        assert len(events) == 3  # the failed account sends nothing
+        event = events[0]
+        assert event["event"] == "posthog_audit_completed"
+        props = event["properties"]
+        assert props["$groups"] == {"organization": "0191b5c1-7a2e-0000-8c2d-4f0b3d1e9a77"}
+        assert props["band"] == "Concerning" and isinstance(props["score_platform"], float)
+        text = json.dumps(events)
+        assert "@hedgebox.net" not in text and "phx_" not in text
+    finally:
+        capture.server.shutdown()
+        capture.server.server_close()
+
+
+def test_telemetry_is_off_by_default(book, tmp_path, monkeypatch):
+    capture = CaptureServer()
+    try:
+        monkeypatch.setenv("POSTHOG_AUDITOR_TELEMETRY_KEY", "phc_internal_project_key_for_tests")
+        batch(book, tmp_path / "p")
+        assert capture.batches == []
+    finally:
+        capture.server.shutdown()
+        capture.server.server_close()
