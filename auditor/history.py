@@ -136,3 +136,14 @@ def trend(history_dir: Path, account: str) -> pl.DataFrame:
 def accounts(history_dir: Path) -> list[str]:
     runs = load(history_dir, "runs")
     return sorted(set(runs["account"].to_list()))
+
+
+def score_trend(history_dir: Path, run: dict[str, Any], account: str | None = None, limit: int = 12) -> list[dict]:
+    """Readiness over the account's recorded runs, the given run last (for the report's trend chart)."""
+    account = account or account_key(run)
+    runs = load(history_dir, "runs").filter(
+        (pl.col("account") == account) & (pl.col("run_id") != run["run_id"])
+        & (pl.col("started_at") < datetime.fromisoformat(run["started_at"])))
+    points = [{"date": r["started_at"].date().isoformat(), "score": r["readiness"]}
+              for r in runs.tail(limit - 1).iter_rows(named=True)]
+    return [*points, {"date": run["started_at"][:10], "score": run["readiness"]["score"]}]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -39,8 +40,23 @@ def environment() -> Environment:
     )
     env.filters["score"] = format_score
     env.filters["cell"] = format_cell
+    env.filters["arc"] = gauge_arc
+    env.filters["pct"] = format_pct
     env.globals["grouped"] = grouped_results
     return env
+
+
+def gauge_arc(score: Any) -> str:
+    """The SVG path of a semicircular gauge filled to score/100 (centre 75,80; radius 60)."""
+    fraction = max(0.0, min(float(score), 100.0)) / 100
+    angle = math.pi * (1 - fraction)
+    x, y = 75 + 60 * math.cos(angle), 80 - 60 * math.sin(angle)
+    return f"M 15 80 A 60 60 0 0 1 {x:.2f} {y:.2f}"
+
+
+def format_pct(share: Any) -> str:
+    value = float(share or 0) * 100
+    return "0%" if value == 0 else ("<0.1%" if value < 0.1 else (f"{value:.1f}%" if value < 10 else f"{value:.0f}%"))
 
 
 def format_score(value: Any) -> str:
@@ -100,6 +116,7 @@ def write_atomic(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a report is meant to be opened and shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import polars as pl
+
 from auditor.facts import Facts
 from auditor.model import CATEGORY_TITLES, PRODUCTS, SEVERITY_WEIGHT, Severity
 from auditor.vitally import engagement
-from checks.common import day, within
+from checks.common import SURVEY_EVENTS, cube, day, total, within
 from checks.scope import products_used
 
 LEVELS = {15: "owner", 8: "admin", 1: "member"}
@@ -26,10 +28,51 @@ def _person(member: dict[str, Any]) -> dict[str, Any]:
             "last_login": day(last_login), "_sort": str(last_login or "")}
 
 
+EVENT_GROUPS = (
+    ("Autocapture", ("$autocapture",)), ("Pageviews", ("$pageview", "$screen")), ("Page leaves", ("$pageleave",)),
+    ("Identify and $set", ("$identify", "$set", "$groupidentify")), ("Flag calls", ("$feature_flag_called",)),
+    ("Exceptions", ("$exception",)), ("Web vitals and rage clicks", ("$web_vitals", "$rageclick", "$dead_click")),
+)
+
+
+def event_mix(facts: Facts) -> list[dict[str, Any]]:
+    """The 30-day volume by kind of event, for the report's chart."""
+    if not facts.ok("cube"):
+        return []
+    df = cube(facts)
+    events = total(df)
+    if events == 0:
+        return []
+    rows = []
+    named: set[str] = set()
+    for label, names in EVENT_GROUPS:
+        named.update(names)
+        rows.append((label, total(df.filter(pl.col("event").is_in(names)))))
+    custom = df.filter(~pl.col("event").str.starts_with("$") & ~pl.col("event").is_in(SURVEY_EVENTS))
+    rows.append(("Custom events", total(custom)))
+    rows.append(("Other", events - sum(n for _, n in rows)))
+    return [{"label": label, "events": n, "share": round(n / events, 4)} for label, n in rows if n > 0]
+
+
+def sdk_versions(facts: Facts, limit: int = 10) -> list[dict[str, Any]]:
+    if not facts.ok("cube"):
+        return []
+    df = cube(facts).filter(pl.col("lib").is_not_null() & (pl.col("lib") != ""))
+    events = total(df)
+    if events == 0:
+        return []
+    by = df.group_by(["lib", "lib_version"]).agg(pl.col("events").sum()).sort(
+        ["events", "lib", "lib_version"], descending=[True, False, False]).head(limit)
+    return [{"lib": r["lib"], "version": r["lib_version"], "events": r["events"],
+             "share": round(r["events"] / events, 4)} for r in by.iter_rows(named=True)]
+
+
 def recommendations(results: list[dict[str, Any]], scope: dict[str, Any], limit: int = 5) -> list[dict[str, Any]]:
     """Failing and warning checks ranked by impact: paid products first, then severity, fail before warn."""
     paid = set(scope.get("paid_products") or []) | {"platform", "handover"}
-    candidates = [r for r in results if r["status"] in ("fail", "warn") and r.get("remediation")]
+    # Handover items are PostHog's own homework (the Account Plan, attestations), not advice for the customer.
+    candidates = [r for r in results if r["status"] in ("fail", "warn") and r.get("remediation")
+                  and r["category"] != "handover"]
 
     def impact(r: dict[str, Any]) -> tuple[int, int, int]:
         return (0 if r["category"] in paid else 1, -SEVERITY_WEIGHT[Severity(r["severity"])],
@@ -76,4 +119,6 @@ def build_brief(facts: Facts, results: list[dict[str, Any]], scope: dict[str, An
         "data_management": " ".join(data_notes) or "Not assessed: the event data could not be read.",
         "top_recommendations": top,
         "first_outreach_tip": tip,
+        "event_mix": event_mix(facts),
+        "sdk_versions": sdk_versions(facts),
     }

@@ -127,3 +127,30 @@ def with_sibling(s: Scenario) -> None:
 
 
 VARIANTS["with_sibling"] = with_sibling
+
+
+SCRIPT = "<script>document.body.setAttribute('data-pwned','script')</script>"
+IMG = "<img src=x onerror=\"document.body.setAttribute('data-pwned','img')\">"
+LINK = "<a href=\"javascript:document.body.setAttribute('data-pwned','link')\">open</a>"
+SVG = "\"><svg onload=\"document.body.setAttribute('data-pwned','svg')\">"
+PAYLOADS = (SCRIPT, IMG, LINK, SVG)
+
+
+def hostile(s: Scenario) -> None:
+    """Names a customer controls, carrying HTML and JavaScript: the report must show them as text."""
+    from auditor.demo import cube_row
+
+    s.project["name"] = f"Acme {SCRIPT}"
+    s.organization["name"] = f"Org {IMG}"
+    s.members[0]["user"]["first_name"] = SVG
+    s.cube_rows.append(cube_row(IMG, "posthog-node", "5.61.0", 50_000, _now(s), with_custom_properties=10))
+    s.cube_rows.append(cube_row(LINK, "posthog-node", "5.61.0", 40_000, _now(s)))
+    flag = s.lists["feature_flags/"][3]  # dark-mode: stale and uncalled, so it is listed in two findings
+    flag["key"] = SCRIPT
+    s.lists["surveys/"][0]["name"] = LINK
+    s.lists["property_definitions/"].append({"id": "pp-x", "name": SVG, "is_numerical": False})
+    s.identity_rows.append({"kind": "illegal_id", "key": IMG, "lib": "", "flag_locally_evaluated": "",
+                            "events": 5, "distinct_ids": 1, "sessions": 1, "extra": 0})
+
+
+VARIANTS["hostile"] = hostile

@@ -202,6 +202,7 @@ def test_reports_are_replaced_atomically(tmp_path):
     invoke(["audit", "--demo", "--out", str(tmp_path)])
     assert (tmp_path / "report.html").read_text().startswith("<!DOCTYPE html>")
     assert not list(tmp_path.glob(".*.tmp"))
+    assert (tmp_path / "report.html").stat().st_mode & 0o777 == 0o644  # readable by whoever it is shared with
 
 
 def test_checks_lists_every_check_with_its_source():
