@@ -46,6 +46,7 @@ class Scenario:
     key_scopes: list[str] = field(default_factory=lambda: ["*"])
     async_queries: bool = False
     siblings: dict[str, Scenario] = field(default_factory=dict)  # other projects of the same organization
+    max_limit: int | None = None  # like a server that caps ?limit= (its next links then say so)
     _pending: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     # ---- routing -----------------------------------------------------------------------------
@@ -97,6 +98,8 @@ class Scenario:
 
     def _page(self, items: list[Any], query: dict[str, str], base: str, path: str) -> dict[str, Any]:
         limit = int(query.get("limit") or 100)
+        if self.max_limit:
+            limit = min(limit, self.max_limit)
         offset = int(query.get("offset") or 0)
         page = items[offset: offset + limit]
         def link(o: int) -> str:

@@ -6,6 +6,7 @@ skip or say so) or `error` (it should have been readable and was not: the checks
 
 from __future__ import annotations
 
+import contextvars
 import json
 import threading
 from collections.abc import Callable, Iterable
@@ -18,6 +19,10 @@ from auditor import queries
 from auditor.posthog_api import ApiError, PostHogClient, QueryResult
 
 FACTS_FORMAT = "posthog-auditor-facts/1"
+# Lists ask for big pages; a server that caps `limit` says so in its `next` links and the client follows them.
+PAGE = 1000
+# Person properties: the first custom names settle the judgement (and fill the capped evidence table).
+PERSON_PROPERTIES_WANTED = 50
 # Facts that do not come from the PostHog API: set by the engine (scope) or from other sources (files, Vitally).
 LOCAL_FACTS = frozenset({"scope", "attestations", "vitally"})
 
@@ -189,7 +194,7 @@ def _organization(ctx: GatherContext) -> Any:
 
 @gatherer("members", "organization_member:read", "organization members")
 def _members(ctx: GatherContext) -> Any:
-    return ctx.client.get_list(f"/api/organizations/{ctx.organization_id}/members/", {"limit": 100})
+    return ctx.client.get_list(f"/api/organizations/{ctx.organization_id}/members/", {"limit": PAGE})
 
 
 @gatherer("cube", "query:read", "30-day event aggregate (HogQL)")
@@ -230,27 +235,32 @@ def _billing(ctx: GatherContext) -> Any:
 
 @gatherer("actions", "action:read", "actions")
 def _actions(ctx: GatherContext) -> Any:
-    return ctx.client.project_list(ctx.project_id, "actions/", {"limit": 100})
+    return ctx.client.project_list(ctx.project_id, "actions/", {"limit": PAGE})
 
 
-@gatherer("person_properties", "property_definition:read", "person property definitions")
+@gatherer("person_properties", "property_definition:read", "person property definitions (the first custom ones)")
 def _person_properties(ctx: GatherContext) -> Any:
-    return ctx.client.project_list(ctx.project_id, "property_definitions/", {"type": "person", "limit": 100})
+    def enough(items: list[Any]) -> bool:
+        custom = [i for i in items if isinstance(i, dict) and not str(i.get("name", "$")).startswith("$")]
+        return len(custom) >= PERSON_PROPERTIES_WANTED
+
+    return ctx.client.project_list(ctx.project_id, "property_definitions/", {"type": "person", "limit": PAGE},
+                                   enough=enough)
 
 
 @gatherer("dashboards", "dashboard:read", "dashboards")
 def _dashboards(ctx: GatherContext) -> Any:
-    return ctx.client.project_list(ctx.project_id, "dashboards/", {"limit": 100})
+    return ctx.client.project_list(ctx.project_id, "dashboards/", {"limit": PAGE})
 
 
 @gatherer("insights", "insight:read", "saved insights")
 def _insights(ctx: GatherContext) -> Any:
-    return ctx.client.project_list(ctx.project_id, "insights/", {"saved": "true", "basic": "true", "limit": 100})
+    return ctx.client.project_list(ctx.project_id, "insights/", {"saved": "true", "basic": "true", "limit": PAGE})
 
 
 @gatherer("cohorts", "cohort:read", "cohorts")
 def _cohorts(ctx: GatherContext) -> Any:
-    return ctx.client.project_list(ctx.project_id, "cohorts/", {"limit": 100})
+    return ctx.client.project_list(ctx.project_id, "cohorts/", {"limit": PAGE})
 
 
 @gatherer("replay", "query:read", "recordings per day, last 90 days (HogQL)")
@@ -261,23 +271,23 @@ def _replay(ctx: GatherContext) -> Any:
 
 @gatherer("playlists", "session_recording_playlist:read", "saved recording playlists")
 def _playlists(ctx: GatherContext) -> Any:
-    return ctx.client.project_list(ctx.project_id, "session_recording_playlists/", {"limit": 100})
+    return ctx.client.project_list(ctx.project_id, "session_recording_playlists/", {"limit": PAGE})
 
 
 @gatherer("flags", "feature_flag:read", "feature flags")
 def _flags(ctx: GatherContext) -> Any:
     # Listing flags with a personal key counts toward the customer's local-evaluation requests: once only.
-    return ctx.client.project_list(ctx.project_id, "feature_flags/", {"limit": 100})
+    return ctx.client.project_list(ctx.project_id, "feature_flags/", {"limit": PAGE})
 
 
 @gatherer("experiments", "experiment:read", "experiments")
 def _experiments(ctx: GatherContext) -> Any:
-    return ctx.client.project_list(ctx.project_id, "experiments/", {"limit": 100})
+    return ctx.client.project_list(ctx.project_id, "experiments/", {"limit": PAGE})
 
 
 def _sources(ctx: GatherContext) -> list[Any]:
     return ctx.shared("warehouse_sources", lambda: ctx.client.project_list(
-        ctx.project_id, "external_data_sources/", {"limit": 100}))
+        ctx.project_id, "external_data_sources/", {"limit": PAGE}))
 
 
 @gatherer("warehouse_sources", "external_data_source:read", "data warehouse sources with their schemas")
@@ -304,22 +314,22 @@ def _saved_queries(ctx: GatherContext) -> Any:
 
 @gatherer("view_links", "warehouse_view:read", "warehouse joins (view links)")
 def _view_links(ctx: GatherContext) -> Any:
-    return ctx.client.project_list(ctx.project_id, "warehouse_view_links/", {"limit": 100})
+    return ctx.client.project_list(ctx.project_id, "warehouse_view_links/", {"limit": PAGE})
 
 
 @gatherer("symbol_sets", "error_tracking:read", "uploaded source maps (symbol sets)")
 def _symbol_sets(ctx: GatherContext) -> Any:
-    return ctx.client.project_list(ctx.project_id, "error_tracking/symbol_sets/", {"limit": 100})
+    return ctx.client.project_list(ctx.project_id, "error_tracking/symbol_sets/", {"limit": PAGE})
 
 
 @gatherer("error_issues", "error_tracking:read", "error tracking issues")
 def _error_issues(ctx: GatherContext) -> Any:
-    return ctx.client.project_list(ctx.project_id, "error_tracking/issues/", {"limit": 100})
+    return ctx.client.project_list(ctx.project_id, "error_tracking/issues/", {"limit": PAGE})
 
 
 @gatherer("surveys", "survey:read", "surveys")
 def _surveys(ctx: GatherContext) -> Any:
-    return ctx.client.project_list(ctx.project_id, "surveys/", {"limit": 100})
+    return ctx.client.project_list(ctx.project_id, "surveys/", {"limit": PAGE})
 
 
 # ---- orchestration ---------------------------------------------------------------------------
@@ -367,10 +377,11 @@ def gather(
 
     todo = [n for n in wanted if n in GATHERERS]
     as_of = now()
+    context = contextvars.copy_context()  # every gatherer starts at the depth reached by pre-flight and project
     # Facts are gathered side by side, bounded by the client's concurrency (1 = strictly one request at a time).
     workers = max(1, min(len(todo), client.concurrency))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gather") as pool:
-        for name, fact in pool.map(run, todo):
+        for name, fact in pool.map(lambda n: context.copy().run(run, n), todo):
             values[name] = fact
     return Facts(values=values, as_of=as_of, target=target_of(project, client.host, project_id, values))
 

@@ -7,6 +7,7 @@ The client refuses any method other than GET, except POST to the HogQL query end
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import random
 import re
@@ -28,6 +29,11 @@ SECRET_FIELDS = frozenset({"api_token", "secret_api_token", "secret_api_token_ba
 USER_AGENT = "posthog-auditor (read-only audit)"
 HOGQL_MAX_ROWS = 50_000
 MAX_PAGES = 2_000
+# How many requests deep the current chain of dependent requests is (pre-flight -> project -> first page -> …).
+# Requests made in parallel from the same point share a depth, so max_depth × latency is the critical path.
+# Keyed by client, so chains of different clients in one thread never add up.
+_chain_depth: contextvars.ContextVar[tuple[int, int]] = contextvars.ContextVar("posthog_request_depth",
+                                                                               default=(0, 0))
 _QUERY_PATH_RE = re.compile(r"^/api/(projects|environments)/[^/]+/query/?$")
 
 
@@ -140,11 +146,16 @@ class ClientStats:
     http_requests: int = 0
     hogql_queries: int = 0
     retries: int = 0
+    max_depth: int = 0  # the longest chain of requests that had to follow one another
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def count(self, attr: str) -> None:
         with self._lock:
             setattr(self, attr, getattr(self, attr) + 1)
+
+    def reached(self, depth: int) -> None:
+        with self._lock:
+            self.max_depth = max(self.max_depth, depth)
 
 
 class PostHogClient:
@@ -227,6 +238,10 @@ class PostHogClient:
         while True:
             self.limiter.acquire(kind)
             self.stats.count("http_requests")
+            owner, depth = _chain_depth.get()
+            depth = (depth if owner == id(self) else 0) + 1  # what this context asks next waits for this answer
+            _chain_depth.set((id(self), depth))
+            self.stats.reached(depth)
             try:
                 response = self.session.request(method, url, json=json_body, timeout=self.timeout)
             except (requests.Timeout, requests.ConnectionError) as exc:
@@ -274,8 +289,9 @@ class PostHogClient:
     def project_get(self, project_id: str | int, suffix: str, params: dict[str, Any] | None = None) -> Any:
         return self._with_environment_fallback(project_id, suffix, lambda p: self.get(p, params))
 
-    def project_list(self, project_id: str | int, suffix: str, params: dict[str, Any] | None = None) -> list[Any]:
-        return self._with_environment_fallback(project_id, suffix, lambda p: self.get_list(p, params))
+    def project_list(self, project_id: str | int, suffix: str, params: dict[str, Any] | None = None,
+                     enough: Callable[[list[Any]], bool] | None = None) -> list[Any]:
+        return self._with_environment_fallback(project_id, suffix, lambda p: self.get_list(p, params, enough))
 
     def _with_environment_fallback(self, project_id: str | int, suffix: str, call: Callable[[str], Any]) -> Any:
         """`/api/projects/{id}/` is canonical; some endpoints once lived only under `/api/environments/{id}/`."""
@@ -289,11 +305,14 @@ class PostHogClient:
 
     # ---- lists ------------------------------------------------------------------------------
 
-    def get_list(self, path: str, params: dict[str, Any] | None = None) -> list[Any]:
+    def get_list(self, path: str, params: dict[str, Any] | None = None,
+                 enough: Callable[[list[Any]], bool] | None = None) -> list[Any]:
         """Every item of a list endpoint, whatever its pagination style.
 
-        limit/offset with a `count`: the remaining pages are fetched in parallel. `?page=` pages, `has_next`
-        (recordings) and bare `next` links are followed in turn, refusing a `next` link that loops.
+        limit/offset with a `count`: the remaining pages are fetched in parallel (the page size comes from the
+        server's own `next` link, so a server that caps `limit` still yields every item). `?page=` pages,
+        `has_next` (recordings) and bare `next` links are followed in turn, refusing a `next` link that loops.
+        `enough(items)` stops following `next` links early, for callers that need only the first items.
         """
         first = self.get(path, params)
         if isinstance(first, list):
@@ -303,14 +322,16 @@ class PostHogClient:
         results: list[Any] = list(first.get("results") or [])
         next_url = first.get("next")
         count = first.get("count")
-        if next_url and isinstance(count, int) and "offset=" in next_url:
+        if enough and enough(results):
+            return results
+        if next_url and isinstance(count, int) and "offset=" in next_url and enough is None:
             return results + self._remaining_offset_pages(next_url, len(results), count)
         if next_url and "page=" in next_url and "offset=" not in next_url:
-            return results + self._follow_next(next_url)
+            return results + self._follow_next(next_url, results, enough)
         if first.get("has_next"):
             return results + self._follow_has_next(path, params or {}, len(results))
         if next_url:
-            return results + self._follow_next(next_url)
+            return results + self._follow_next(next_url, results, enough)
         return results
 
     def _remaining_offset_pages(self, next_url: str, page_size: int, count: int) -> list[Any]:
@@ -332,11 +353,12 @@ class PostHogClient:
         pages = self.map(page, offsets)
         return [item for chunk in pages for item in chunk]
 
-    def _follow_next(self, next_url: str) -> list[Any]:
+    def _follow_next(self, next_url: str, before: list[Any] | None = None,
+                     enough: Callable[[list[Any]], bool] | None = None) -> list[Any]:
         seen: set[str] = set()
         items: list[Any] = []
         url: str | None = next_url
-        while url:
+        while url and not (enough and enough([*(before or []), *items])):
             if url in seen or len(seen) >= MAX_PAGES:
                 raise ApiError("bad_response", f"pagination of {_path(url)} loops back on itself", url=url)
             seen.add(url)
@@ -363,7 +385,9 @@ class PostHogClient:
         """Run fn over items on the client's bounded pool, keeping order; the first error propagates."""
         if self.concurrency == 1:
             return [fn(item) for item in items]
-        return list(self._pool.map(fn, list(items)))
+        # Each task starts from the caller's context: parallel requests share one depth in the chain.
+        context = contextvars.copy_context()
+        return list(self._pool.map(lambda item: context.copy().run(fn, item), list(items)))
 
     # ---- HogQL ------------------------------------------------------------------------------
 

@@ -4,8 +4,11 @@ does, counts requests, and injects faults (status codes, Retry-After, slow or tr
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import re
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -45,20 +48,47 @@ class Fault:
     delay: float = 0.0
     truncate: bool = False
     loop_next: bool = False
+    reset: bool = False  # close the connection without answering
     times: int = 1
 
 
+class QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Connections the tests reset on purpose end here; the client's behaviour is what gets checked."""
+
+
 class StandIn:
-    def __init__(self, scenario: Scenario, api_key: str = "phx_test_key_for_standin_only"):
+    def __init__(self, scenario: Scenario, api_key: str = "phx_test_key_for_standin_only", latency: float = 0.0,
+                 limits: dict[str, tuple[int, float]] | None = None):
         self.scenario = scenario
         self.api_key = api_key
+        self.latency = latency  # seconds added to every answer, like a far-away API
+        # PostHog's throttles, enforced like PostHog: past the budget, 429 with Retry-After.
+        self.limits = limits or {}
+        self._window: dict[str, list[float]] = {kind: [] for kind in self.limits}
+        self.throttled = 0
         self.faults: list[Fault] = []
         self.requests: list[tuple[str, str]] = []
         self.timeline: list[tuple[float, str, str]] = []  # (monotonic time received, method, path)
         self._lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
+        self.server = QuietServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def _throttle(self, kind: str) -> float | None:
+        """Seconds to wait if this request is over its budget, else None (and the request is counted)."""
+        if kind not in self.limits:
+            return None
+        limit, window = self.limits[kind]
+        with self._lock:
+            now = time.monotonic()
+            stamps = self._window[kind] = [t for t in self._window[kind] if t > now - window]
+            if len(stamps) >= limit:
+                self.throttled += 1
+                return stamps[0] + window - now
+            stamps.append(now)
+        return None
 
     def count(self, pattern: str = ".*", method: str | None = None) -> int:
         return sum(1 for m, p in self.requests if re.search(pattern, p) and (method is None or m == method))
@@ -100,8 +130,15 @@ class StandIn:
                     standin.requests.append((method, path))
                     standin.timeline.append((time.monotonic(), method, path))
                 fault = standin._take_fault(path)
+                if standin.latency:
+                    time.sleep(standin.latency)
                 if fault and fault.delay:
                     time.sleep(fault.delay)
+                if fault and fault.reset:
+                    self.close_connection = True
+                    with contextlib.suppress(OSError):
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                    return
                 if self.headers.get("Authorization") != f"Bearer {standin.api_key}":
                     return self._send(401, {"type": "authentication_error", "code": "authentication_failed",
                                             "detail": "Invalid personal API key."})
@@ -113,6 +150,10 @@ class StandIn:
                                             "detail": f"API key missing required scope '{needed}'"})
                 if fault and fault.status:
                     return self._send(fault.status, fault.body or {"detail": "injected fault"}, fault.headers)
+                wait = standin._throttle("hogql" if path.endswith("/query/") and method == "POST" else "rest")
+                if wait is not None:
+                    return self._send(429, {"type": "throttled_error", "detail": "Request was throttled."},
+                                      {"Retry-After": str(max(1, math.ceil(wait)))})
                 status, headers, payload = standin.scenario.respond(method, f"{standin.url}{self.path}", body)
                 if fault and fault.loop_next and isinstance(payload, dict):
                     payload = {**payload, "count": None, "next": f"{standin.url}{self.path}"}

@@ -207,3 +207,54 @@ def test_hosts(given, expected):
 def test_bad_host_is_rejected():
     with pytest.raises(ValueError, match="host must be"):
         normalise_host("posthog")
+
+
+def test_a_server_that_caps_limit_still_yields_every_item(standin, scenario):
+    scenario.max_limit = 100
+    scenario.lists["feature_flags/"] = [{"id": i, "key": f"f{i}", "active": True} for i in range(450)]
+    with client_for(standin) as client:
+        flags = client.project_list(scenario.project_id, "feature_flags/", {"limit": 1000})
+    assert [f["id"] for f in flags] == list(range(450))
+    assert standin.count(r"/feature_flags/$") == 5
+
+
+def test_big_pages_when_the_server_allows_them(standin, scenario):
+    scenario.lists["feature_flags/"] = [{"id": i, "key": f"f{i}", "active": True} for i in range(2500)]
+    with client_for(standin) as client:
+        flags = client.project_list(scenario.project_id, "feature_flags/", {"limit": 1000})
+    assert len(flags) == 2500 and standin.count(r"/feature_flags/$") == 3
+
+
+def test_enough_stops_paging_early(standin, scenario):
+    scenario.max_limit = 100
+    scenario.lists["property_definitions/"] = [{"name": f"p{i}"} for i in range(100_000)]
+    with client_for(standin) as client:
+        props = client.project_list(scenario.project_id, "property_definitions/", {"limit": 1000},
+                                    enough=lambda items: len(items) >= 150)
+    assert len(props) == 200  # two pages, not a thousand
+    assert standin.count(r"/property_definitions/") == 2
+
+
+def test_request_depth_measures_the_critical_path(standin, scenario):
+    scenario.lists["feature_flags/"] = [{"id": i, "key": f"f{i}", "active": True} for i in range(3000)]
+    with client_for(standin, concurrency=8) as client:
+        client.get("/api/personal_api_keys/@current/")          # depth 1
+        client.project_list(scenario.project_id, "feature_flags/", {"limit": 1000})  # first page 2, rest 3 together
+    assert client.stats.max_depth == 3
+    assert client.stats.http_requests == 4
+
+
+def test_connection_reset_is_retried(standin, scenario):
+    standin.faults.append(Fault(r"/groups_types/", reset=True, times=1))
+    with client_for(standin) as client:
+        assert client.project_get(scenario.project_id, "groups_types/")[0]["group_type"] == "company"
+    assert client.stats.retries == 1
+
+
+def test_standin_rate_limit_answers_429_with_retry_after(scenario):
+    with running(scenario, limits={"rest": (2, 60.0)}) as limited, client_for(limited, max_retries=0) as client:
+        client.get("/api/personal_api_keys/@current/")
+        client.project_get(scenario.project_id, "")
+        with pytest.raises(ApiError) as info:
+            client.project_get(scenario.project_id, "groups_types/")
+    assert info.value.kind == "rate_limited" and limited.throttled == 1
