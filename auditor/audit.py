@@ -138,6 +138,7 @@ def audit_project(
         "http_requests": client.stats.http_requests - before[0],
         "hogql_queries": client.stats.hogql_queries - before[1],
         "retries": client.stats.retries - before[2],
+        "request_depth": client.stats.max_depth,
         "wall_seconds": time.perf_counter() - clock,
     }
     return evaluate(facts, registry, checks, settings, hooks=hooks, started_at=started_at, stats=stats,

@@ -200,7 +200,7 @@ def _audit(ctx: BatchContext, spec: AccountSpec) -> dict[str, Any]:
     if spec.paying_for is not None:
         settings = replace(settings, paying_for=spec.paying_for)
     # Every client on the same key shares one rate limiter (RateLimiter.for_key), whatever the parallelism.
-    with PostHogClient(spec.host, key, concurrency=settings.concurrency, session=ctx.session_factory(spec)) as client:
+    with PostHogClient(spec.host, key, session=ctx.session_factory(spec), **settings.client_options(key)) as client:
         if spec.organization:
             project_ids = [str(p["id"]) for p in client.get_list(f"/api/organizations/{spec.organization}/projects/",
                                                                  {"limit": 100}) if isinstance(p, dict)]

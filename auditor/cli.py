@@ -261,7 +261,7 @@ def _audit_live(registry: Registry, checks: list[Any], settings: Settings, demo:
         if save_facts:
             write_atomic(Path(save_facts), json.dumps(facts.to_json(), indent=1, default=str))
 
-    with PostHogClient(host, api_key, concurrency=settings.concurrency, session=session) as client:
+    with PostHogClient(host, api_key, session=session, **settings.client_options(api_key)) as client:
         try:
             run = audit_target(client, project_ids, registry, checks, settings, all_projects=all_projects,
                                hooks=hooks, save_facts=saver, **options)

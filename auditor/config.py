@@ -57,7 +57,12 @@ class Settings:
     host: str | None = None
     projects: list[str] = field(default_factory=list)
     api_key_env: str = DEFAULT_API_KEY_ENV
-    concurrency: int = 8
+    concurrency: int = 16
+    read_timeout: float = 60.0
+    max_retries: int = 4
+    # PostHog's throttles per personal API key; a team with a raised api_query_rate_limit can say so here.
+    rate_limits: dict[str, tuple[int, float]] = field(
+        default_factory=lambda: {"rest": (480, 60.0), "hogql": (120, 3600.0)})
     paying_for: list[str] | None = None
     weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     gate: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_GATE))
@@ -68,6 +73,13 @@ class Settings:
 
     def thresholds(self, check: Check) -> dict[str, Any]:
         return {**check.meta.thresholds, **self.check_overrides.get(check.id, {})}
+
+    def client_options(self, api_key: str) -> dict[str, Any]:
+        """PostHogClient keyword arguments from these settings; the limiter is shared by every client on the key."""
+        from auditor.posthog_api import RateLimiter
+
+        return {"concurrency": self.concurrency, "read_timeout": self.read_timeout, "max_retries": self.max_retries,
+                "limiter": RateLimiter.for_key(api_key, self.rate_limits)}
 
     def api_key(self) -> str | None:
         return os.environ.get(self.api_key_env) or None
@@ -95,7 +107,7 @@ def load_settings(path: str | None, checks: Mapping[str, Check], env: Mapping[st
 
 
 def apply_file(settings: Settings, data: dict[str, Any], checks: Mapping[str, Check], where: str) -> None:
-    known = {"audit", "weights", "gate", "checks", "vitally", "telemetry"}
+    known = {"audit", "weights", "gate", "checks", "vitally", "telemetry", "limits"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"{where}: unknown section [{unknown[0]}] (known: {', '.join(sorted(known))})")
@@ -113,6 +125,12 @@ def apply_file(settings: Settings, data: dict[str, Any], checks: Mapping[str, Ch
             if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 64:
                 raise ConfigError(f"{where}: audit.concurrency must be an integer from 1 to 64")
             settings.concurrency = value
+        elif key == "read_timeout":
+            settings.read_timeout = _number(value, f"{where}: audit.read_timeout", minimum=0.1, maximum=600)
+        elif key == "max_retries":
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 10:
+                raise ConfigError(f"{where}: audit.max_retries must be an integer from 0 to 10")
+            settings.max_retries = value
         elif key == "paying_for":
             if not isinstance(value, list):
                 raise ConfigError(f"{where}: audit.paying_for must be a list of products")
@@ -128,6 +146,18 @@ def apply_file(settings: Settings, data: dict[str, Any], checks: Mapping[str, Ch
             raise ConfigError(f"{where}: unknown setting gate.{key} (known: {', '.join(DEFAULT_GATE)})")
         settings.gate[key] = _number(value, f"{where}: gate.{key}", minimum=0, maximum=100)
     apply_vitally(settings.vitally, _table(data, "vitally", where), where)
+    limits = _table(data, "limits", where)
+    for kind in ("rest", "hogql"):
+        count, window = settings.rate_limits[kind]
+        if kind in limits:
+            count = int(_number(limits.pop(kind), f"{where}: limits.{kind}", minimum=1))
+        if f"{kind}_window_seconds" in limits:
+            window = _number(limits.pop(f"{kind}_window_seconds"), f"{where}: limits.{kind}_window_seconds",
+                             minimum=0.001)
+        settings.rate_limits[kind] = (count, window)
+    if limits:
+        raise ConfigError(f"{where}: unknown setting limits.{sorted(limits)[0]} "
+                          "(known: rest, rest_window_seconds, hogql, hogql_window_seconds)")
     for key, value in _table(data, "telemetry", where).items():
         if key == "enabled":
             if not isinstance(value, bool):

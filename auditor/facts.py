@@ -378,8 +378,8 @@ def gather(
     todo = [n for n in wanted if n in GATHERERS]
     as_of = now()
     context = contextvars.copy_context()  # every gatherer starts at the depth reached by pre-flight and project
-    # Facts are gathered side by side, bounded by the client's concurrency (1 = strictly one request at a time).
-    workers = max(1, min(len(todo), client.concurrency))
+    # Every fact is gathered side by side; the client bounds the requests in flight (1 = one at a time).
+    workers = 1 if client.concurrency == 1 else max(1, len(todo))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gather") as pool:
         for name, fact in pool.map(lambda n: context.copy().run(run, n), todo):
             values[name] = fact

@@ -105,11 +105,13 @@ class RateLimiter:
         self.waited_seconds = 0.0
 
     @classmethod
-    def for_key(cls, api_key: str) -> RateLimiter:
-        digest = hashlib.sha256(api_key.encode()).hexdigest()
+    def for_key(cls, api_key: str, limits: dict[str, tuple[int, float]] | None = None) -> RateLimiter:
+        """One limiter per key (and set of limits) for the whole process: every audit on a key shares it."""
+        wanted = dict(limits or cls.DEFAULT_LIMITS)
+        digest = hashlib.sha256(api_key.encode()).hexdigest() + repr(sorted(wanted.items()))
         with cls._shared_lock:
             if digest not in cls._shared:
-                cls._shared[digest] = cls()
+                cls._shared[digest] = cls(wanted)
             return cls._shared[digest]
 
     def acquire(self, kind: str) -> None:
@@ -187,6 +189,8 @@ class PostHogClient:
         self.limiter = limiter or RateLimiter.for_key(api_key)
         self.stats = ClientStats()
         self._sleep = sleep or default_sleep
+        self._in_flight = threading.BoundedSemaphore(self.concurrency)  # the real bound on parallel requests
+        # Page fetches queue here; the semaphore above is what bounds requests in flight.
         self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="posthog-api")
         if session is None:
             session = requests.Session()
@@ -243,8 +247,10 @@ class PostHogClient:
             _chain_depth.set((id(self), depth))
             self.stats.reached(depth)
             try:
-                response = self.session.request(method, url, json=json_body, timeout=self.timeout)
-            except (requests.Timeout, requests.ConnectionError) as exc:
+                with self._in_flight:
+                    response = self.session.request(method, url, json=json_body, timeout=self.timeout)
+                    _ = response.content  # the body is read while the slot is held
+            except (requests.Timeout, requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
                 error = ApiError("network", f"could not reach {self.host}: {_short(exc)}", url=url)
                 if attempt >= self.max_retries:
                     raise error from None

@@ -127,8 +127,9 @@ def test_history_round_trip_and_regressions(book, tmp_path, standin):
 
 def test_shared_rate_limiter_keeps_a_batch_within_the_hogql_budget(book, tmp_path, standin, monkeypatch):
     """Three accounts on one key, audited in parallel, may not exceed the key's HogQL budget (here 4 a second)."""
-    monkeypatch.setattr(RateLimiter, "DEFAULT_LIMITS", {"rest": (1000, 60.0), "hogql": (4, 1.0)})
-    result = batch(book, tmp_path / "p", "--parallel", "3")
+    config = tmp_path / "auditor.toml"
+    config.write_text("[limits]\nhogql = 4\nhogql_window_seconds = 1\n")
+    result = batch(book, tmp_path / "p", "--parallel", "3", "--config", str(config))
     assert result.exit_code == 1
     stamps = sorted(t for t, method, path in standin.timeline if method == "POST" and path.endswith("/query/"))
     assert len(stamps) == 9  # 3 HogQL queries per account

@@ -185,6 +185,10 @@ def test_config_overrides_a_threshold(standin, key_env, tmp_path):
     ("[gate]\nmin_readiness = 180\n", "between"),
     ("[weights]\nmarketing = 3\n", "unknown category"),
     ("[surprise]\n", "unknown section"),
+    ("[limits]\nhogql = 0\n", "limits.hogql must be between"),
+    ("[limits]\nburst = 3\n", "unknown setting limits.burst"),
+    ("[audit]\nmax_retries = 99\n", "max_retries must be an integer"),
+    ("[audit]\nread_timeout = 0\n", "read_timeout must be between"),
     ("this is = = not toml", "not valid TOML"),
 ])
 def test_bad_config_is_one_line(tmp_path, content, message):
