@@ -57,7 +57,7 @@ class Settings:
     host: str | None = None
     projects: list[str] = field(default_factory=list)
     api_key_env: str = DEFAULT_API_KEY_ENV
-    concurrency: int = 16
+    concurrency: int = 24  # every fact's first request fits in one round
     read_timeout: float = 60.0
     max_retries: int = 4
     # PostHog's throttles per personal API key; a team with a raised api_query_rate_limit can say so here.

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import random
 import re
 import socket
 import threading
@@ -61,7 +62,8 @@ class QuietServer(ThreadingHTTPServer):
 
 class StandIn:
     def __init__(self, scenario: Scenario, api_key: str = "phx_test_key_for_standin_only", latency: float = 0.0,
-                 limits: dict[str, tuple[int, float]] | None = None):
+                 limits: dict[str, tuple[int, float]] | None = None, fault_rate: float = 0.0, seed: int = 0,
+                 timeout_delay: float = 1.0):
         self.scenario = scenario
         self.api_key = api_key
         self.latency = latency  # seconds added to every answer, like a far-away API
@@ -69,6 +71,12 @@ class StandIn:
         self.limits = limits or {}
         self._window: dict[str, list[float]] = {kind: [] for kind in self.limits}
         self.throttled = 0
+        self._encoded: dict[int, tuple[Any, bytes]] = {}
+        # Random faults on a share of answers (the fault soak): 500, 429, too slow, truncated, reset.
+        self.fault_rate = fault_rate
+        self.timeout_delay = timeout_delay
+        self._rng = random.Random(seed)
+        self.random_faults: dict[str, int] = {}
         self.faults: list[Fault] = []
         self.requests: list[tuple[str, str]] = []
         self.timeline: list[tuple[float, str, str]] = []  # (monotonic time received, method, path)
@@ -90,11 +98,30 @@ class StandIn:
             stamps.append(now)
         return None
 
+    def _encode(self, payload: Any) -> bytes:
+        """JSON bytes of an answer; big answers the scenario keeps (HogQL results) are encoded once."""
+        key = id(payload)
+        with self._lock:
+            hit = self._encoded.get(key)
+        if hit is not None and hit[0] is payload:
+            return hit[1]
+        data = json.dumps(payload).encode()
+        if len(data) > 100_000:
+            with self._lock:
+                self._encoded[key] = (payload, data)
+        return data
+
     def count(self, pattern: str = ".*", method: str | None = None) -> int:
         return sum(1 for m, p in self.requests if re.search(pattern, p) and (method is None or m == method))
 
     def _take_fault(self, path: str) -> Fault | None:
         with self._lock:
+            if self.fault_rate and self._rng.random() < self.fault_rate:
+                kind = self._rng.choice(["500", "429", "slow", "truncated", "reset"])
+                self.random_faults[kind] = self.random_faults.get(kind, 0) + 1
+                return {"500": Fault(path, status=500), "429": Fault(path, status=429, headers={"Retry-After": "1"}),
+                        "slow": Fault(path, delay=self.timeout_delay), "truncated": Fault(path, truncate=True),
+                        "reset": Fault(path, reset=True)}[kind]
             for fault in self.faults:
                 if fault.times > 0 and re.search(fault.path, path):
                     fault.times -= 1
@@ -161,7 +188,7 @@ class StandIn:
 
             def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None,
                       truncate: bool = False) -> None:
-                data = json.dumps(payload).encode()
+                data = standin._encode(payload)
                 if truncate:
                     data = data[: max(1, len(data) // 2)]
                 self.send_response(status)

@@ -98,8 +98,8 @@ def test_resume_skips_accounts_already_audited_this_period(book, tmp_path, stand
     result = batch(book, out, "--resume")
     resumed = [r for r in json.loads((out / "portfolio.json").read_text())["accounts"] if r["status"] == "resumed"]
     assert len(resumed) == 3
-    # Only the failed account is tried again: its refused pre-flight is the one request.
-    assert len(standin.requests) - before == 1
+    # Only the failed account is tried again: its pre-flight and project fetch (sent together) are refused.
+    assert len(standin.requests) - before == 2
     assert "(resumed)" in result.output
 
 

@@ -153,3 +153,18 @@ def test_broken_plugin_is_an_error_row_not_a_crash(monkeypatch, value):
 def test_no_plugins_skips_entry_points(monkeypatch):
     fake_entry_points(monkeypatch, ("bad", "tests.plugin_fixtures:broken_factory"))
     assert load_registry(plugins=False).failures == []
+
+
+def test_hogql_frames_are_built_by_column_name_and_tolerate_types():
+    from auditor.queries import CUBE_COLUMNS
+    from checks.common import CUBE_SCHEMA, frame
+
+    names = list(reversed(CUBE_COLUMNS))  # a response may order columns differently
+    values = {"event": "signed up", "lib": "web", "events": "12", "sessions": 4.0, "distinct_ids": None,
+              "last_seen": "2026-11-01T00:00:00Z"}
+    df = frame({"columns": names, "rows": [[values.get(c, 3) for c in names]]}, CUBE_COLUMNS, CUBE_SCHEMA)
+    row = df.to_dicts()[0]
+    assert row["event"] == "signed up" and row["events"] == 12 and row["sessions"] == 4
+    assert row["distinct_ids"] == 0 and row["proxied"] == 3 and row["last_seen"] == "2026-11-01T00:00:00Z"
+    assert dict(df.schema) == CUBE_SCHEMA
+    assert frame({"columns": names, "rows": []}, CUBE_COLUMNS, CUBE_SCHEMA).height == 0
