@@ -233,11 +233,6 @@ def _billing(ctx: GatherContext) -> Any:
     return ctx.client.get("/api/billing/")
 
 
-@gatherer("actions", "action:read", "actions")
-def _actions(ctx: GatherContext) -> Any:
-    return ctx.client.project_list(ctx.project_id, "actions/", {"limit": PAGE})
-
-
 @gatherer("person_properties", "property_definition:read", "person property definitions (the first custom ones)")
 def _person_properties(ctx: GatherContext) -> Any:
     def enough(items: list[Any]) -> bool:
@@ -248,19 +243,9 @@ def _person_properties(ctx: GatherContext) -> Any:
                                    enough=enough)
 
 
-@gatherer("dashboards", "dashboard:read", "dashboards")
-def _dashboards(ctx: GatherContext) -> Any:
-    return ctx.client.project_list(ctx.project_id, "dashboards/", {"limit": PAGE})
-
-
 @gatherer("insights", "insight:read", "saved insights")
 def _insights(ctx: GatherContext) -> Any:
     return ctx.client.project_list(ctx.project_id, "insights/", {"saved": "true", "basic": "true", "limit": PAGE})
-
-
-@gatherer("cohorts", "cohort:read", "cohorts")
-def _cohorts(ctx: GatherContext) -> Any:
-    return ctx.client.project_list(ctx.project_id, "cohorts/", {"limit": PAGE})
 
 
 @gatherer("replay", "query:read", "recordings per day, last 90 days (HogQL)")
@@ -269,20 +254,10 @@ def _replay(ctx: GatherContext) -> Any:
     return _query_fact(result)
 
 
-@gatherer("playlists", "session_recording_playlist:read", "saved recording playlists")
-def _playlists(ctx: GatherContext) -> Any:
-    return ctx.client.project_list(ctx.project_id, "session_recording_playlists/", {"limit": PAGE})
-
-
 @gatherer("flags", "feature_flag:read", "feature flags")
 def _flags(ctx: GatherContext) -> Any:
     # Listing flags with a personal key counts toward the customer's local-evaluation requests: once only.
     return ctx.client.project_list(ctx.project_id, "feature_flags/", {"limit": PAGE})
-
-
-@gatherer("experiments", "experiment:read", "experiments")
-def _experiments(ctx: GatherContext) -> Any:
-    return ctx.client.project_list(ctx.project_id, "experiments/", {"limit": PAGE})
 
 
 def _sources(ctx: GatherContext) -> list[Any]:
@@ -312,24 +287,26 @@ def _saved_queries(ctx: GatherContext) -> Any:
     return ctx.client.project_list(ctx.project_id, "warehouse_saved_queries/")
 
 
-@gatherer("view_links", "warehouse_view:read", "warehouse joins (view links)")
-def _view_links(ctx: GatherContext) -> Any:
-    return ctx.client.project_list(ctx.project_id, "warehouse_view_links/", {"limit": PAGE})
+# Project lists read as they are: fact -> (scope, path under /api/projects/{id}/, what it is).
+PROJECT_LISTS = {
+    "actions": ("action:read", "actions/", "actions"),
+    "dashboards": ("dashboard:read", "dashboards/", "dashboards"),
+    "cohorts": ("cohort:read", "cohorts/", "cohorts"),
+    "playlists": ("session_recording_playlist:read", "session_recording_playlists/", "saved recording playlists"),
+    "experiments": ("experiment:read", "experiments/", "experiments"),
+    "view_links": ("warehouse_view:read", "warehouse_view_links/", "warehouse joins (view links)"),
+    "symbol_sets": ("error_tracking:read", "error_tracking/symbol_sets/", "uploaded source maps (symbol sets)"),
+    "error_issues": ("error_tracking:read", "error_tracking/issues/", "error tracking issues"),
+    "surveys": ("survey:read", "surveys/", "surveys"),
+}
 
 
-@gatherer("symbol_sets", "error_tracking:read", "uploaded source maps (symbol sets)")
-def _symbol_sets(ctx: GatherContext) -> Any:
-    return ctx.client.project_list(ctx.project_id, "error_tracking/symbol_sets/", {"limit": PAGE})
+def _project_list(path: str) -> Callable[[GatherContext], Any]:
+    return lambda ctx: ctx.client.project_list(ctx.project_id, path, {"limit": PAGE})
 
 
-@gatherer("error_issues", "error_tracking:read", "error tracking issues")
-def _error_issues(ctx: GatherContext) -> Any:
-    return ctx.client.project_list(ctx.project_id, "error_tracking/issues/", {"limit": PAGE})
-
-
-@gatherer("surveys", "survey:read", "surveys")
-def _surveys(ctx: GatherContext) -> Any:
-    return ctx.client.project_list(ctx.project_id, "surveys/", {"limit": PAGE})
+for _name, (_scope, _path, _description) in PROJECT_LISTS.items():
+    gatherer(_name, _scope, _description)(_project_list(_path))
 
 
 # ---- orchestration ---------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from typing import Any
 import polars as pl
 
 from auditor.facts import Facts
+from auditor.model import Finding, Status
 from auditor.queries import CUBE_COLUMNS, IDENTITY_COLUMNS
 
 _INT = pl.Int64
@@ -70,6 +71,18 @@ def truncation_note(facts: Facts, *names: str) -> dict[str, Any]:
         if value.get("truncated"):
             notes[f"{name}_truncated"] = f"{name} result hit its {value.get('limit')} row limit; figures are a floor"
     return notes
+
+
+def skip_if_unreadable(facts: Facts, name: str, what: str, missing_scope_too: bool = False) -> Finding | None:
+    """For facts some PostHog versions or keys cannot serve: `skip` saying why; a real failure still raises
+    (the check becomes `error`); None when the fact is there."""
+    if facts.ok(name):
+        return None
+    reason = facts.reason(name)
+    if facts.status(name) == "unavailable" or (missing_scope_too and "missing scope" in reason):
+        return Finding(Status.SKIP, f"{what} cannot be read with this key or PostHog version ({reason}).", {})
+    facts.require(name)  # raises: the runner reports the failure
+    return None
 
 
 def total(df: pl.DataFrame, column: str = "events") -> int:

@@ -8,7 +8,7 @@ import polars as pl
 
 from auditor.facts import Facts
 from auditor.model import Finding, Severity, Status, Table, check
-from checks.common import cube, event_total, num, pct, share, total, truncation_note, web
+from checks.common import cube, event_total, num, pct, share, skip_if_unreadable, total, truncation_note, web
 
 DOCS = "https://posthog.com/docs/error-tracking"
 
@@ -84,10 +84,9 @@ def source_maps(facts: Facts, t: dict[str, Any]) -> Finding:
     web_exceptions = event_total(web(cube(facts)), "$exception")
     if web_exceptions == 0:
         return Finding(Status.SKIP, "No web exceptions in 30 days.", {})
-    if not facts.ok("symbol_sets"):
-        if facts.status("symbol_sets") == "unavailable":
-            return Finding(Status.SKIP, f"Symbol sets cannot be read here ({facts.reason('symbol_sets')}).", {})
-        facts.require("symbol_sets")
+    unreadable = skip_if_unreadable(facts, "symbol_sets", "Symbol sets")
+    if unreadable:
+        return unreadable
     sets = [s for s in facts.require("symbol_sets") if isinstance(s, dict)]
     uploaded = [s for s in sets if s.get("storage_ptr")]
     failed = [s for s in sets if not s.get("storage_ptr")]
@@ -116,10 +115,9 @@ def source_maps(facts: Facts, t: dict[str, Any]) -> Finding:
     thresholds={"pass_share": 0.50, "warn_share": 0.10},
 )
 def issues_triaged(facts: Facts, t: dict[str, Any]) -> Finding:
-    if not facts.ok("error_issues"):
-        if facts.status("error_issues") == "unavailable":
-            return Finding(Status.SKIP, f"Issues cannot be read here ({facts.reason('error_issues')}).", {})
-        facts.require("error_issues")
+    unreadable = skip_if_unreadable(facts, "error_issues", "Error tracking issues")
+    if unreadable:
+        return unreadable
     issues = [i for i in facts.require("error_issues") if isinstance(i, dict)]
     relevant = [i for i in issues if i.get("status") in ("active", "resolved", "pending_release")]
     if not relevant:

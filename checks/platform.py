@@ -8,7 +8,7 @@ import polars as pl
 
 from auditor.facts import Facts
 from auditor.model import Finding, Severity, Status, Table, check
-from checks.common import cube, day, num, pct, share, total, truncation_note, web, within
+from checks.common import cube, day, num, pct, share, skip_if_unreadable, total, truncation_note, web, within
 from checks.sdk_versions import LATEST_SDKS, TABLE_DATE, is_outdated
 
 OWNER, ADMIN = 15, 8
@@ -250,13 +250,10 @@ def authorized_urls(facts: Facts, t: dict[str, Any]) -> Finding:
     thresholds={"warn_count": 10, "fail_count": 1000},
 )
 def ingestion_warnings(facts: Facts, t: dict[str, Any]) -> Finding:
-    status = facts.status("ingestion_warnings")
-    if status != "ok":
-        reason = facts.reason("ingestion_warnings")
-        if status == "unavailable" or "missing scope" in reason:
-            return Finding(Status.SKIP, f"Ingestion warnings cannot be read with this key or PostHog version "
-                           f"({reason}); check them in Data management → Ingestion warnings.", {})
-        facts.require("ingestion_warnings")  # an unexpected failure: the runner turns it into an error
+    unreadable = skip_if_unreadable(facts, "ingestion_warnings", "Ingestion warnings (see Data management → "
+                                    "Ingestion warnings)", missing_scope_too=True)
+    if unreadable:
+        return unreadable
     warnings = warning_counts(facts.require("ingestion_warnings"))
     count = sum(warnings.values())
     table = Table.of(["warning", "count (7 d)"], sorted(([k, v] for k, v in warnings.items()), key=lambda r: -r[1]))
