@@ -121,7 +121,8 @@ class RateLimiter:
         limit, window = self.limits[kind]
         # PostHog counts a request when it arrives, a moment after we count it: keep a small margin so a
         # window that is about to free up on our side has freed up on theirs too.
-        window += min(1.0, window * 0.02)
+        # (Between 0.25 s and 1 s: delivery under load can lag by more than a tiny share of a short window.)
+        window += min(1.0, max(0.25, window * 0.02))
         while True:
             with self._lock:
                 now = self._clock()

@@ -183,6 +183,7 @@ def server_local_evaluation(facts: Facts, t: dict[str, Any]) -> Finding:
     severity=Severity.MINOR,
     docs_url=f"{DOCS}/best-practices",
     requires=("flags",),
+    uses=("identity",),
     thresholds={"days": 30},
 )
 def stale_rollouts(facts: Facts, t: dict[str, Any]) -> Finding:
@@ -192,8 +193,10 @@ def stale_rollouts(facts: Facts, t: dict[str, Any]) -> Finding:
     metrics = {"active_flags": len(flags), "stale": len(stale)}
     if not stale:
         return Finding(Status.PASS, f"No active flag has sat at 100% for {t['days']}+ days.", metrics)
-    table = Table.of(["flag", "rollout", "last change", "PostHog status"], [
-        [f.get("key"), rollout(f), day(f.get("updated_at")), f.get("status") or "—"] for f in stale
+    calls = calls_by_key(facts) if facts.ok("identity") else None
+    table = Table.of(["flag", "rollout", "last change", "calls (30 d)", "PostHog status"], [
+        [f.get("key"), rollout(f), day(f.get("updated_at")), "?" if calls is None else calls.get(f.get("key"), 0),
+         f.get("status") or "—"] for f in stale
     ])
     return Finding(Status.WARN, f"{len(stale)} flag(s) fully rolled out and unchanged for {t['days']}+ days.",
                    metrics, table, "Remove the flag from the code, then disable and delete it in PostHog.")

@@ -111,6 +111,8 @@ def test_flag_heavy_project_with_throwaway_ids(recording_target, scenario):
     stale = results["feature_flags.stale-rollouts"]
     assert stale["status"] == "warn"
     assert {row[0] for row in stale["evidence"]["table"]["rows"]} == {"storage-quota-v2", "dark-mode"}
+    calls = {row[0]: row[3] for row in stale["evidence"]["table"]["rows"]}
+    assert calls == {"storage-quota-v2": 2_400_000, "dark-mode": 0}  # still called millions of times
     assert {row[0] for row in results["feature_flags.uncalled-flags"]["evidence"]["table"]["rows"]} == \
         {"dark-mode", "legacy-export"}
     assert results["feature_flags.experiments"]["status"] == "warn"
