@@ -47,6 +47,7 @@ class Scenario:
     async_queries: bool = False
     siblings: dict[str, Scenario] = field(default_factory=dict)  # other projects of the same organization
     max_limit: int | None = None  # like a server that caps ?limit= (its next links then say so)
+    timeout_windows: set[int] = field(default_factory=set)  # HogQL over these many days times out (504)
     _pending: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Answers to the same query, kept so a large stand-in spends its time on latency, not on rebuilding rows.
     _answers: dict[tuple[str, int, int], dict[str, Any]] = field(default_factory=dict, repr=False)
@@ -127,6 +128,9 @@ class Scenario:
         else:
             return 400, {}, {"type": "validation_error", "detail": f"unknown query {name!r}"}
         limit = int(re.findall(r"LIMIT\s+(\d+)", sql, re.IGNORECASE)[-1])
+        if any(f"INTERVAL {days} DAY" in sql for days in self.timeout_windows):
+            return 504, {}, {"type": "server_error", "code": "query_timeout",
+                             "detail": "Query has hit the max execution time before completing."}
         cached = self._answers.get((name, limit, len(rows)))
         if cached is not None and not self.async_queries:
             return 200, {}, cached

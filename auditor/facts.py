@@ -176,8 +176,25 @@ def has_scope(scopes: frozenset[str] | None, needed: str) -> bool:
     return needed in scopes or f"{obj}:write" in scopes
 
 
-def _query_fact(result: QueryResult) -> dict[str, Any]:
-    return {"columns": result.columns, "rows": result.rows, "truncated": result.truncated, "limit": result.limit}
+def _query_fact(result: QueryResult, window_days: int) -> dict[str, Any]:
+    return {"columns": result.columns, "rows": result.rows, "truncated": result.truncated, "limit": result.limit,
+            "window_days": window_days}
+
+
+SHORT_WINDOW_DAYS = 7
+
+
+def _hogql(ctx: GatherContext, name: str, build: Callable[[int], str], window_days: int) -> dict[str, Any]:
+    """Run a HogQL fact; if PostHog stops it for running too long, run it once more over a shorter window
+    (the fact says so, and so does the evidence of every check built on it)."""
+    try:
+        result = ctx.client.query(ctx.project_id, build(window_days), name=name, limit=queries.ROW_LIMIT)
+        return _query_fact(result, window_days)
+    except ApiError as exc:
+        if not exc.timed_out or window_days <= SHORT_WINDOW_DAYS:
+            raise
+    result = ctx.client.query(ctx.project_id, build(SHORT_WINDOW_DAYS), name=name, limit=queries.ROW_LIMIT)
+    return _query_fact(result, SHORT_WINDOW_DAYS)
 
 
 # ---- the gatherers -----------------------------------------------------------------------------
@@ -199,16 +216,12 @@ def _members(ctx: GatherContext) -> Any:
 
 @gatherer("cube", "query:read", "30-day event aggregate (HogQL)")
 def _cube(ctx: GatherContext) -> Any:
-    result = ctx.client.query(ctx.project_id, queries.cube_sql(), name="posthog-auditor cube",
-                              limit=queries.ROW_LIMIT)
-    return _query_fact(result)
+    return _hogql(ctx, "posthog-auditor cube", queries.cube_sql, queries.WINDOW_DAYS)
 
 
 @gatherer("identity", "query:read", "identity and flag-call aggregate (HogQL)")
 def _identity(ctx: GatherContext) -> Any:
-    result = ctx.client.query(ctx.project_id, queries.identity_sql(), name="posthog-auditor identity",
-                              limit=queries.ROW_LIMIT)
-    return _query_fact(result)
+    return _hogql(ctx, "posthog-auditor identity", queries.identity_sql, queries.WINDOW_DAYS)
 
 
 @gatherer("sdk_health", "project:read", "PostHog's SDK health report")
@@ -250,8 +263,7 @@ def _insights(ctx: GatherContext) -> Any:
 
 @gatherer("replay", "query:read", "recordings per day, last 90 days (HogQL)")
 def _replay(ctx: GatherContext) -> Any:
-    result = ctx.client.query(ctx.project_id, queries.replay_sql(), name="posthog-auditor replay", limit=1000)
-    return _query_fact(result)
+    return _hogql(ctx, "posthog-auditor replay", queries.replay_sql, queries.REPLAY_WINDOW_DAYS)
 
 
 @gatherer("flags", "feature_flag:read", "feature flags")

@@ -53,6 +53,14 @@ class ApiError(Exception):
         self.url = url
 
     @property
+    def timed_out(self) -> bool:
+        """A query PostHog stopped for running too long (ClickHouse's max execution time)."""
+        # PostHog: 504 ClickHouseQueryTimeOut, 512 "estimated query execution time is too long".
+        text = str(self).lower()
+        return self.status in (504, 512) or ("time" in text and ("exceed" in text or "timed out" in text
+                                                                  or "timeout" in text))
+
+    @property
     def unavailable(self) -> bool:
         """PostHog refuses this read to personal keys, or this PostHog version lacks the endpoint."""
         return self.kind in ("unsupported", "not_found")
@@ -263,6 +271,9 @@ class PostHogClient:
                 attempt += 1
                 continue
             status = response.status_code
+            if kind == "hogql" and status in (504, 512):
+                # Too slow for PostHog's limit: the same query would fail again (and spend the hourly budget).
+                raise _error_for(response, url)
             if status == 429 or status >= 500:
                 if attempt >= self.max_retries:
                     raise _error_for(response, url)
@@ -486,5 +497,6 @@ def _error_for(response: requests.Response, url: str) -> ApiError:
     if status == 429:
         return ApiError("rate_limited", f"PostHog kept rate limiting {path} (429)", status, url)
     if status >= 500:
-        return ApiError("server", f"PostHog answered {status} for {path}", status, url)
+        return ApiError("server", f"PostHog answered {status} for {path}{': ' + detail if detail else ''}", status,
+                        url)
     return ApiError("client", f"PostHog answered {status} for {path}{': ' + detail if detail else ''}", status, url)

@@ -186,7 +186,10 @@ def bench_soak(audits: int, fault_rate: float, seed: int = 7) -> dict[str, Any]:
         with tempfile.TemporaryDirectory() as tmp, serve(scenarios.small(), fault_rate=fault_rate, seed=seed,
                                                          timeout_delay=0.4) as standin:
             config = Path(tmp) / "soak.toml"
-            config.write_text("[audit]\nread_timeout = 0.2\nmax_retries = 2\n")
+            # One key for every audit: lift the key's real budget (120 HogQL an hour) that the limiter would
+            # otherwise make the soak wait out, as it should in real use. Faults are the subject here.
+            config.write_text("[audit]\nread_timeout = 0.2\nmax_retries = 2\n[limits]\nhogql = 1000000\n"
+                              "rest = 1000000\n")
             runner = CliRunner()
             for i in range(audits):
                 out = Path(tmp) / f"a{i}"

@@ -7,7 +7,7 @@ from typing import Any
 
 import polars as pl
 
-from auditor.facts import Facts
+from auditor.facts import SHORT_WINDOW_DAYS, Facts
 from auditor.model import Finding, Status
 from auditor.queries import CUBE_COLUMNS, IDENTITY_COLUMNS
 
@@ -70,6 +70,9 @@ def truncation_note(facts: Facts, *names: str) -> dict[str, Any]:
         value = facts.get(name) or {}
         if value.get("truncated"):
             notes[f"{name}_truncated"] = f"{name} result hit its {value.get('limit')} row limit; figures are a floor"
+        if value.get("window_days") == SHORT_WINDOW_DAYS:
+            notes[f"{name}_window"] = (f"the {name} query timed out over its full window and was run over the last "
+                                       f"{SHORT_WINDOW_DAYS} days: figures cover those days")
     return notes
 
 

@@ -216,3 +216,15 @@ def test_checks_lists_every_check_with_its_source():
     assert {r["source"] for r in rows} == {"checks"}
     table = invoke(["checks", "--no-plugins"]).output
     assert "platform.reverse-proxy" in table and "minor" in table
+
+
+def test_a_query_that_times_out_is_rerun_over_a_shorter_window(standin, key_env, tmp_path):
+    standin.scenario.timeout_windows = {30}  # the cube and identity queries over 30 days are too slow
+    result = invoke(audit_args(standin, tmp_path), key_env)
+    assert result.exit_code == 1
+    run = json.loads((tmp_path / "report.json").read_text())
+    assert run["facts"]["cube"]["status"] == "ok" and run["facts"]["identity"]["status"] == "ok"
+    posts = [p for m, p in standin.requests if m == "POST"]
+    assert len(posts) == 5  # cube and identity each timed out once (not retried as is), then ran over 7 days
+    custom = next(r for r in run["results"] if r["id"] == "product_analytics.custom-events")
+    assert "run over the last 7 days" in custom["evidence"]["metrics"]["cube_window"]
