@@ -26,6 +26,8 @@ from requests.adapters import HTTPAdapter
 CLOUD_HOSTS = {"us": "https://us.posthog.com", "eu": "https://eu.posthog.com"}
 # Fields PostHog returns that are secrets (project tokens); dropped from every payload on receipt.
 SECRET_FIELDS = frozenset({"api_token", "secret_api_token", "secret_api_token_backup", "live_events_token"})
+# Every secret field's name contains one of these: a body without them holds no secret field to drop.
+_SECRET_MARKERS = (b"api_token", b"events_token")
 USER_AGENT = "posthog-auditor (read-only audit)"
 HOGQL_MAX_ROWS = 50_000
 MAX_PAGES = 2_000
@@ -294,7 +296,9 @@ class PostHogClient:
                 continue
             if status == 202 and isinstance(payload, dict):
                 payload.setdefault("_http_status", 202)
-            return scrub_secrets(payload)
+            if any(marker in response.content for marker in _SECRET_MARKERS):
+                payload = scrub_secrets(payload)
+            return payload
 
     def _backoff(self, attempt: int, retry_after: str | None) -> None:
         self.stats.count("retries")
@@ -426,7 +430,7 @@ class PostHogClient:
         if payload.get("error"):
             raise ApiError("client", f"HogQL query {name!r} failed: {payload['error']}")
         columns = list(payload.get("columns") or [])
-        rows = [list(r) for r in payload.get("results") or []]
+        rows = payload.get("results") or []  # kept as PostHog sent them: 50,000 rows need no copy
         effective_limit = payload.get("limit") or limit
         truncated = bool(payload.get("hasMore")) or (effective_limit is not None and len(rows) >= effective_limit)
         return QueryResult(columns=columns, rows=rows, truncated=truncated, limit=effective_limit)

@@ -63,7 +63,7 @@ class QuietServer(ThreadingHTTPServer):
 class StandIn:
     def __init__(self, scenario: Scenario, api_key: str = "phx_test_key_for_standin_only", latency: float = 0.0,
                  limits: dict[str, tuple[int, float]] | None = None, fault_rate: float = 0.0, seed: int = 0,
-                 timeout_delay: float = 1.0):
+                 timeout_delay: float = 1.0, cache_answers: bool = False):
         self.scenario = scenario
         self.api_key = api_key
         self.latency = latency  # seconds added to every answer, like a far-away API
@@ -72,6 +72,10 @@ class StandIn:
         self._window: dict[str, list[float]] = {kind: [] for kind in self.limits}
         self.throttled = 0
         self._encoded: dict[int, tuple[Any, bytes]] = {}
+        # Benchmarks: answer a repeated GET from the bytes already encoded, so the stand-in's own CPU does not
+        # pose as API latency. Off by default: tests change scenarios between requests.
+        self.cache_answers = cache_answers
+        self._answers: dict[str, tuple[int, dict[str, str], bytes]] = {}
         # Random faults on a share of answers (the fault soak): 500, 429, too slow, truncated, reset.
         self.fault_rate = fault_rate
         self.timeout_delay = timeout_delay
@@ -181,9 +185,14 @@ class StandIn:
                 if wait is not None:
                     return self._send(429, {"type": "throttled_error", "detail": "Request was throttled."},
                                       {"Retry-After": str(max(1, math.ceil(wait)))})
+                cached = standin._answers.get(self.path) if standin.cache_answers and method == "GET" else None
+                if cached and not fault:
+                    return self._send_bytes(*cached)
                 status, headers, payload = standin.scenario.respond(method, f"{standin.url}{self.path}", body)
                 if fault and fault.loop_next and isinstance(payload, dict):
                     payload = {**payload, "count": None, "next": f"{standin.url}{self.path}"}
+                if standin.cache_answers and method == "GET" and not fault and status == 200:
+                    standin._answers[self.path] = (status, headers, standin._encode(payload))
                 self._send(status, payload, headers, truncate=bool(fault and fault.truncate))
 
             def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None,
@@ -191,6 +200,9 @@ class StandIn:
                 data = standin._encode(payload)
                 if truncate:
                     data = data[: max(1, len(data) // 2)]
+                self._send_bytes(status, headers or {}, data)
+
+            def _send_bytes(self, status: int, headers: dict[str, str], data: bytes) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
