@@ -14,11 +14,12 @@
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
+
+from auditor.config import read_toml
 
 ANSWERS = ("yes", "no", "n/a")
 
@@ -28,13 +29,7 @@ class AttestationError(Exception):
 
 
 def load_attestations(path: str, items: Mapping[str, str]) -> dict[str, Any]:
-    file = Path(path)
-    if not file.is_file():
-        raise AttestationError(f"attestation file not found: {path}")
-    try:
-        data = tomllib.loads(file.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise AttestationError(f"{path}: not valid TOML ({exc})") from None
+    data = read_toml(path, "attestation file", AttestationError)
     answers: dict[str, Any] = {}
     for name, entry in data.items():
         if name not in items:
@@ -42,7 +37,7 @@ def load_attestations(path: str, items: Mapping[str, str]) -> dict[str, Any]:
         if not isinstance(entry, dict):
             raise AttestationError(f"{path}: [{name}] must be a table with answer, by and date")
         answers[name] = _entry(path, name, entry)
-    return {"source": str(file), "items": answers}
+    return {"source": str(Path(path)), "items": answers}
 
 
 def _entry(path: str, name: str, entry: dict[str, Any]) -> dict[str, Any]:

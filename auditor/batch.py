@@ -25,7 +25,6 @@ import os
 import re
 import threading
 import time
-import tomllib
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
@@ -36,7 +35,7 @@ from typing import Any
 from auditor import history, telemetry
 from auditor.attestations import AttestationError, load_attestations
 from auditor.audit import ProductHooks, audit_target
-from auditor.config import ConfigError, Settings, parse_products
+from auditor.config import ConfigError, Settings, parse_products, read_toml
 from auditor.model import Check
 from auditor.posthog_api import ApiError, PostHogClient, normalise_host
 from auditor.registry import Registry
@@ -64,12 +63,7 @@ class AccountSpec:
 
 def load_accounts(path: str, default_host: str | None = None) -> list[AccountSpec]:
     file = Path(path)
-    if not file.is_file():
-        raise ConfigError(f"accounts file not found: {path}")
-    try:
-        data = tomllib.loads(file.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    data = read_toml(file, "accounts file")
     defaults = data.get("defaults") or {}
     entries = data.get("accounts")
     if not isinstance(entries, list) or not entries:

@@ -52,6 +52,17 @@ class ConfigError(Exception):
     """A bad setting: reported as one line, exit code 2."""
 
 
+def read_toml(path: str | Path, what: str, error: type[Exception] = ConfigError) -> dict[str, Any]:
+    """A TOML file the user gave, or a one-line error saying what is wrong with it."""
+    file = Path(path)
+    if not file.is_file():
+        raise error(f"{what} not found: {path}")
+    try:
+        return tomllib.loads(file.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise error(f"{path}: not valid TOML ({exc})") from None
+
+
 @dataclass
 class Settings:
     host: str | None = None
@@ -90,14 +101,8 @@ def load_settings(path: str | None, checks: Mapping[str, Check], env: Mapping[st
     env = os.environ if env is None else env
     settings = Settings()
     file = Path(path) if path else Path(CONFIG_FILE_NAME)
-    if path and not file.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    if file.is_file():
-        try:
-            data = tomllib.loads(file.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{file}: not valid TOML ({exc})") from None
-        apply_file(settings, data, checks, str(file))
+    if path or file.is_file():  # ./auditor.toml is optional; a --config file must exist
+        apply_file(settings, read_toml(file, "config file"), checks, str(file))
         settings.source = str(file)
     if env.get("POSTHOG_HOST"):
         settings.host = env["POSTHOG_HOST"]
