@@ -41,10 +41,8 @@ from auditor.posthog_api import ApiError, PostHogClient, normalise_host
 from auditor.registry import Registry, load_registry
 from auditor.render import (
     FORMATS,
+    RENDERERS,
     check_run_result,
-    render_html,
-    render_json,
-    render_markdown,
     write_atomic,
     write_reports,
 )
@@ -302,10 +300,8 @@ def render(report: str, formats: tuple[str, ...], out_dir: str | None) -> None:
                 for path in write_reports(run, Path(out_dir), chosen):
                     click.echo(str(path))
             else:
-                renderers: dict[str, Callable[[dict[str, Any]], str]] = {
-                    "html": render_html, "json": render_json, "md": render_markdown}
                 for fmt in chosen:
-                    click.echo(renderers[fmt](run), nl=False)
+                    click.echo(RENDERERS[fmt](run), nl=False)
         except ValueError as exc:
             fail(f"{report}: {exc}")
         return 0

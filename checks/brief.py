@@ -9,10 +9,9 @@ import polars as pl
 from auditor.facts import Facts
 from auditor.model import CATEGORY_TITLES, PRODUCTS, SEVERITY_WEIGHT, Severity
 from auditor.vitally import engagement
-from checks.common import SURVEY_EVENTS, cube, day, total, within
+from checks.common import LEVEL_NAMES, SURVEY_EVENTS, cube, day, member_last_login, member_name, total, within
 from checks.scope import products_used
 
-LEVELS = {15: "owner", 8: "admin", 1: "member"}
 DATA_MANAGEMENT_CHECKS = (
     "product_analytics.custom-events", "product_analytics.custom-event-properties",
     "product_analytics.autocapture-tuned", "product_analytics.actions-defined",
@@ -21,10 +20,9 @@ DATA_MANAGEMENT_CHECKS = (
 
 
 def _person(member: dict[str, Any]) -> dict[str, Any]:
-    user = member.get("user") or {}
-    name = " ".join(p for p in (user.get("first_name"), user.get("last_name")) if p) or user.get("email") or "?"
-    last_login = member.get("last_login") or user.get("last_login")
-    return {"name": name, "email": user.get("email"), "level": LEVELS.get(member.get("level") or 1, "member"),
+    last_login = member_last_login(member)
+    return {"name": member_name(member), "email": (member.get("user") or {}).get("email"),
+            "level": LEVEL_NAMES.get(member.get("level") or 1, "member"),
             "last_login": day(last_login), "_sort": str(last_login or "")}
 
 
@@ -94,7 +92,7 @@ def build_brief(facts: Facts, results: list[dict[str, Any]], scope: dict[str, An
     for p in people:
         p.pop("_sort", None)
     active_30d = sum(1 for m in members
-                     if within(m.get("last_login") or (m.get("user") or {}).get("last_login"), facts.as_of, 30))
+                     if within(member_last_login(m), facts.as_of, 30))
     used = products_used(facts)
     used_list = [p for p in PRODUCTS if used.get(p)]
     not_used = [p for p in PRODUCTS if used.get(p) is False]

@@ -88,6 +88,20 @@ def skip_if_unreadable(facts: Facts, name: str, what: str, missing_scope_too: bo
     return None
 
 
+LEVEL_NAMES = {15: "owner", 8: "admin", 1: "member"}  # OrganizationMembership.Level
+
+
+def member_last_login(member: dict[str, Any]) -> Any:
+    """Newer member payloads carry last_login on the membership, older ones on the user."""
+    return member.get("last_login") or (member.get("user") or {}).get("last_login")
+
+
+def member_name(member: dict[str, Any]) -> str:
+    user = member.get("user") or {}
+    name = " ".join(p for p in (user.get("first_name"), user.get("last_name")) if p)
+    return name or user.get("email") or "?"
+
+
 def total(df: pl.DataFrame, column: str = "events") -> int:
     return int(df[column].sum()) if df.height else 0
 

@@ -8,11 +8,24 @@ import polars as pl
 
 from auditor.facts import Facts
 from auditor.model import Finding, Severity, Status, Table, check
-from checks.common import cube, day, num, pct, share, skip_if_unreadable, total, truncation_note, web, within
+from checks.common import (
+    LEVEL_NAMES,
+    cube,
+    day,
+    member_last_login,
+    member_name,
+    num,
+    pct,
+    share,
+    skip_if_unreadable,
+    total,
+    truncation_note,
+    web,
+    within,
+)
 from checks.sdk_versions import LATEST_SDKS, TABLE_DATE, is_outdated
 
 OWNER, ADMIN = 15, 8
-LEVEL_NAMES = {15: "owner", 8: "admin", 1: "member"}
 
 
 @check(
@@ -60,11 +73,11 @@ def owners_and_admins(facts: Facts, t: dict[str, Any]) -> Finding:
         (m for m in members if (m.get("level") or 0) >= ADMIN), key=lambda m: -(m.get("level") or 0)
     )
     owners = [m for m in privileged if m.get("level") == OWNER]
-    active = [m for m in privileged if within(_last_login(m), as_of, login_days)]
+    active = [m for m in privileged if within(member_last_login(m), as_of, login_days)]
     active_owners = [m for m in owners if m in active]
     table = Table.of(["name", "email", "level", "last login"], [
-        [_name(m), (m.get("user") or {}).get("email"), LEVEL_NAMES.get(m.get("level") or 1, m.get("level")),
-         day(_last_login(m))] for m in privileged
+        [member_name(m), (m.get("user") or {}).get("email"), LEVEL_NAMES.get(m.get("level") or 1, m.get("level")),
+         day(member_last_login(m))] for m in privileged
     ])
     metrics = {"members": len(members), "owners": len(owners), "admins_or_owners": len(privileged),
                f"active_in_{login_days}d": len(active)}
@@ -80,16 +93,6 @@ def owners_and_admins(facts: Facts, t: dict[str, Any]) -> Finding:
                        f"({len(active)} admin(s) did).", metrics, table, fix)
     return Finding(Status.PASS, f"{len(owners)} owner(s) and {len(privileged) - len(owners)} admin(s); "
                    f"{len(active)} logged in within {login_days} days.", metrics, table)
-
-
-def _last_login(member: dict[str, Any]) -> Any:
-    return member.get("last_login") or (member.get("user") or {}).get("last_login")
-
-
-def _name(member: dict[str, Any]) -> str:
-    user = member.get("user") or {}
-    name = " ".join(p for p in (user.get("first_name"), user.get("last_name")) if p)
-    return name or user.get("email") or "?"
 
 
 @check(

@@ -17,6 +17,7 @@ from checks.common import (
     event_total,
     identity,
     identity_totals,
+    member_last_login,
     num,
     pct,
     share,
@@ -448,7 +449,7 @@ def dashboards_in_use(facts: Facts, t: dict[str, Any]) -> Finding:
 def team_adoption(facts: Facts, t: dict[str, Any]) -> Finding:
     members = [m for m in facts.require("members") if isinstance(m, dict)]
     active = [m for m in members
-              if within(m.get("last_login") or (m.get("user") or {}).get("last_login"), facts.as_of, t["days"])]
+              if within(member_last_login(m), facts.as_of, t["days"])]
     ratio = share(len(active), len(members))
     metrics = {"members": len(members), f"logged_in_{t['days']}d": len(active), "share": pct(ratio)}
     summary = f"{len(active)} of {len(members)} members logged in within {t['days']} days."

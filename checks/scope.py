@@ -18,7 +18,12 @@ def paid_from_billing(facts: Facts) -> list[str] | None:
 
 
 def products_used(facts: Facts) -> dict[str, bool]:
-    """Which products show usage in 30 days (used to pick the scope when nothing says what is paid)."""
+    """Which products show usage in 30 days (used to pick the scope when nothing says what is paid).
+    Worked out once per run: the scope, the brief and handover.paid-products-used all ask."""
+    return dict(facts.memo("products_used", lambda: _products_used(facts)))
+
+
+def _products_used(facts: Facts) -> dict[str, bool]:
     used: dict[str, bool] = {}
     if facts.ok("cube"):
         df = cube(facts)
