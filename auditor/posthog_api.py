@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextvars
 import hashlib
+import itertools
 import random
 import re
 import threading
@@ -33,7 +34,9 @@ HOGQL_MAX_ROWS = 50_000
 MAX_PAGES = 2_000
 # How many requests deep the current chain of dependent requests is (pre-flight -> project -> first page -> …).
 # Requests made in parallel from the same point share a depth, so max_depth × latency is the critical path.
-# Keyed by client, so chains of different clients in one thread never add up.
+# Keyed by client (a serial number: id() is reused once a client is freed), so chains of different clients in
+# one thread never add up.
+_client_serial = itertools.count(1)
 _chain_depth: contextvars.ContextVar[tuple[int, int]] = contextvars.ContextVar("posthog_request_depth",
                                                                                default=(0, 0))
 _QUERY_PATH_RE = re.compile(r"^/api/(projects|environments)/[^/]+/query/?$")
@@ -203,6 +206,7 @@ class PostHogClient:
         self.query_poll_timeout = query_poll_timeout
         self.limiter = limiter or RateLimiter.for_key(api_key)
         self.stats = ClientStats()
+        self._serial = next(_client_serial)
         self._sleep = sleep or default_sleep
         self._in_flight = threading.BoundedSemaphore(self.concurrency)  # the real bound on parallel requests
         # Page fetches queue here; the semaphore above is what bounds requests in flight.
@@ -258,8 +262,8 @@ class PostHogClient:
             self.limiter.acquire(kind)
             self.stats.count("http_requests")
             owner, depth = _chain_depth.get()
-            depth = (depth if owner == id(self) else 0) + 1  # what this context asks next waits for this answer
-            _chain_depth.set((id(self), depth))
+            depth = (depth if owner == self._serial else 0) + 1  # what this context asks next waits for this answer
+            _chain_depth.set((self._serial, depth))
             self.stats.reached(depth)
             try:
                 with self._in_flight:

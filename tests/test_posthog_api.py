@@ -258,3 +258,15 @@ def test_standin_rate_limit_answers_429_with_retry_after(scenario):
         with pytest.raises(ApiError) as info:
             client.project_get(scenario.project_id, "groups_types/")
     assert info.value.kind == "rate_limited" and limited.throttled == 1
+
+
+def test_request_depth_is_not_inherited_by_a_later_client(standin):
+    """A freed client's chain may be left in the context under what becomes the next client's id(): the next
+    client must start its own chain all the same."""
+    import auditor.posthog_api as api
+
+    with client_for(standin) as client:
+        api._chain_depth.set((id(client), 7))  # what a freed client at the same address would leave behind
+        client.get("/api/personal_api_keys/@current/")
+        client.get("/api/personal_api_keys/@current/")
+    assert client.stats.max_depth == 2
