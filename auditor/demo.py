@@ -9,24 +9,35 @@ HogQL responses, the SDK health report, ingestion warnings v2, billing with add-
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from io import BytesIO
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
+from zoneinfo import ZoneInfo
 
 import requests
 from requests.adapters import BaseAdapter
 
-from auditor.queries import CUBE_COLUMNS, IDENTITY_COLUMNS, REPLAY_COLUMNS
+from auditor.demo_events import EventData, demo_events
 
 DEMO_HOST = "https://us.posthog.com"
 DEMO_PROJECT_ID = "4242"
 DEMO_KEY = "demo-key-not-a-secret"
 ORG_ID = "0191b5c1-7a2e-0000-8c2d-4f0b3d1e9a77"
+
+
+HogQLAnswer = Callable[["Scenario", str], dict[str, Any]]
+
+
+class QueryRefused(Exception):
+    """PostHog refused or failed a HogQL query: it answers 400 with this message."""
 
 
 @dataclass
@@ -37,9 +48,12 @@ class Scenario:
     project: dict[str, Any]
     organization: dict[str, Any]
     members: list[dict[str, Any]]
-    cube_rows: list[dict[str, Any]]
-    identity_rows: list[dict[str, Any]]
-    replay_rows: list[dict[str, Any]] = field(default_factory=list)
+    events: EventData | None = None  # raw events and replay rows; None: the demo's own (built when asked for)
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))  # the project's clock
+    # Property definitions with a type (name -> Numeric | Boolean | DateTime); the rest are untyped (String).
+    property_types: dict[str, str] = field(default_factory=dict)
+    # Who answers HogQL: the demo's precomputed answers; the tests' stand-in runs each query on ClickHouse.
+    hogql: HogQLAnswer | None = None
     lists: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # path suffix -> items
     plain: dict[str, Any] = field(default_factory=dict)  # path -> JSON answered as is
     missing: set[str] = field(default_factory=set)  # project path suffixes answering 404
@@ -49,8 +63,9 @@ class Scenario:
     max_limit: int | None = None  # like a server that caps ?limit= (its next links then say so)
     timeout_windows: set[int] = field(default_factory=set)  # HogQL over these many days times out (504)
     _pending: dict[str, dict[str, Any]] = field(default_factory=dict)
-    # Answers to the same query, kept so a large stand-in spends its time on latency, not on rebuilding rows.
-    _answers: dict[tuple[str, int, int], dict[str, Any]] = field(default_factory=dict, repr=False)
+
+    def raw_events(self) -> EventData:
+        return self.events if self.events is not None else demo_events()
 
     # ---- routing -----------------------------------------------------------------------------
 
@@ -115,34 +130,19 @@ class Scenario:
         }
 
     def _query(self, body: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
-        name = body.get("name") or ""
         sql = ((body.get("query") or {}).get("query")) or ""
-        if "LIMIT" not in sql.upper():
-            return 400, {}, {"type": "validation_error", "detail": "test stand-in: queries must carry a LIMIT"}
-        if name.endswith("cube"):
-            columns, rows = CUBE_COLUMNS, self.cube_rows
-        elif name.endswith("identity"):
-            columns, rows = IDENTITY_COLUMNS, self.identity_rows
-        elif name.endswith("replay"):
-            columns, rows = REPLAY_COLUMNS, self.replay_rows
-        else:
-            return 400, {}, {"type": "validation_error", "detail": f"unknown query {name!r}"}
-        limit = int(re.findall(r"LIMIT\s+(\d+)", sql, re.IGNORECASE)[-1])
         if any(f"INTERVAL {days} DAY" in sql for days in self.timeout_windows):
             return 504, {}, {"type": "server_error", "code": "query_timeout",
                              "detail": "Query has hit the max execution time before completing."}
-        cached = self._answers.get((name, limit, len(rows)))
-        if cached is not None and not self.async_queries:
-            return 200, {}, cached
-        result = {
-            "columns": list(columns), "results": [[r.get(c) for c in columns] for r in rows[:limit]],
-            "types": [], "hasMore": len(rows) > limit, "limit": limit, "offset": 0, "is_cached": False,
-        }
+        answer = self.hogql or precomputed_answer
+        try:
+            result = answer(self, sql)
+        except QueryRefused as exc:  # posthog/api/query.py: a HogQL or ClickHouse error is a 400 validation error
+            return 400, {}, {"type": "validation_error", "code": "query_error", "detail": str(exc), "attr": None}
         if self.async_queries:
             query_id = f"q{len(self._pending) + 1}"
             self._pending[query_id] = result
             return 202, {}, {"query_status": {"id": query_id, "complete": False, "query_async": True}}
-        self._answers[(name, limit, len(rows))] = result
         return 200, {}, result
 
     def _poll(self, query_id: str) -> tuple[int, dict[str, str], Any]:
@@ -188,65 +188,11 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def cube_row(event: str, lib: str, version: str, events: int, now: datetime, **counts: Any) -> dict[str, Any]:
-    """One cube row with sensible defaults: even traffic over 30 days, last seen minutes ago."""
-    row: dict[str, Any] = {c: 0 for c in CUBE_COLUMNS}
-    row.update(event=event, lib=lib, lib_version=version, events=events,
-               distinct_ids=max(1, events // 25), sessions=max(1, events // 12),
-               events_24h=events // 30, events_7d=events * 7 // 30,
-               last_seen=_iso(now - timedelta(minutes=4)))
-    row.update(counts)
-    return row
-
-
 def demo_scenario(now: datetime | None = None) -> Scenario:
     now = now or datetime.now(UTC)
     ago = lambda **kw: _iso(now - timedelta(**kw))  # noqa: E731
 
     old, new, node = "1.380.1", "1.447.0", "5.61.0"
-
-    def w(event: str, version: str, events: int, **kw: Any) -> dict[str, Any]:
-        # posthog-js sets $is_identified on every capture; about 60% of web events come from signed-in users.
-        return cube_row(event, "web", version, events, now, identified=events * 6 // 10,
-                        test_host_events=events // 250, with_groups=events * 6 // 10, **kw)
-
-    def n(event: str, events: int, **kw: Any) -> dict[str, Any]:
-        return cube_row(event, "posthog-node", node, events, now, identified=events, with_groups=events,
-                        **kw)
-
-    cube = [
-        w("$autocapture", old, 1_650_000), w("$autocapture", new, 310_000),
-        w("$pageview", old, 520_000), w("$pageview", new, 95_000),
-        w("$pageleave", old, 410_000), w("$pageleave", new, 80_000),
-        w("$identify", old, 38_000), w("$identify", new, 7_000), w("$set", old, 21_000),
-        w("$rageclick", old, 4_200), w("$web_vitals", old, 60_000),
-        w("$feature_flag_called", old, 140_000), n("$feature_flag_called", 90_000),
-        w("$groupidentify", old, 9_000), w("$exception", old, 5_100),
-        w("folder shared", old, 18_000),
-        w("survey shown", old, 12_000), w("survey sent", old, 420), w("survey dismissed", old, 7_900),
-        n("signed up", 3_100, with_custom_properties=3_100),
-        n("file uploaded", 220_000, with_custom_properties=215_000, illegal_id_events=1_840),
-        n("invited teammate", 2_400, with_custom_properties=2_400),
-        n("upgraded plan", 310, with_custom_properties=310),
-    ]
-    identity = [
-        {"kind": "totals", "key": "", "lib": "", "flag_locally_evaluated": "", "events": sum(r["events"] for r in cube),
-         "distinct_ids": 148_000, "sessions": 310_000, "extra": 24_500},
-        {"kind": "flag", "key": "new-file-browser", "lib": "web", "flag_locally_evaluated": "",
-         "events": 120_000, "distinct_ids": 30_000, "sessions": 90_000, "extra": 0},
-        {"kind": "flag", "key": "bulk-upload", "lib": "web", "flag_locally_evaluated": "",
-         "events": 20_000, "distinct_ids": 9_000, "sessions": 15_000, "extra": 0},
-        {"kind": "flag", "key": "storage-quota-v2", "lib": "posthog-node", "flag_locally_evaluated": "false",
-         "events": 90_000, "distinct_ids": 21_000, "sessions": 0, "extra": 0},
-        {"kind": "illegal_id", "key": "undefined", "lib": "", "flag_locally_evaluated": "", "events": 1_840,
-         "distinct_ids": 1, "sessions": 95, "extra": 0},
-        {"kind": "survey", "key": "0191c0de-5001-0000-0000-000000000001", "lib": "survey shown",
-         "flag_locally_evaluated": "", "events": 12_000, "distinct_ids": 9_100, "sessions": 11_000, "extra": 0},
-        {"kind": "survey", "key": "0191c0de-5001-0000-0000-000000000001", "lib": "survey sent",
-         "flag_locally_evaluated": "", "events": 420, "distinct_ids": 415, "sessions": 420, "extra": 0},
-        {"kind": "flag_only_ids", "key": "", "lib": "", "flag_locally_evaluated": "", "events": 6_200,
-         "distinct_ids": 2_100, "sessions": 0, "extra": 0},
-    ]
     project = {
         "id": int(DEMO_PROJECT_ID), "uuid": "0191b5c1-8f00-0000-5e1c-2a6b1c0d4e21", "organization": ORG_ID,
         "name": "Hedgebox (production)", "api_token": "phc_DEMOdemoDEMOdemoDEMOdemoDEMOdemo0000000000",
@@ -360,12 +306,6 @@ def demo_scenario(now: datetime | None = None) -> Scenario:
             {"type": "error_tracking", "name": "Error tracking", "subscribed": False, "current_amount_usd": None},
         ],
     }
-    # Replay: ~4,000 recordings a day for 90 days, 38% of them under 5 s of activity (no minimum duration).
-    replay = [
-        {"day": (now - timedelta(days=d)).date().isoformat(), "recordings": 4_000 + (d * 37) % 400,
-         "short_recordings": (4_000 + (d * 37) % 400) * 38 // 100, "last_start": ago(days=d, minutes=5)}
-        for d in range(89, -1, -1)
-    ]
     playlists = [
         {"id": 1, "short_id": "pl1", "name": "Checkout errors", "deleted": False, "last_modified_at": ago(days=20)},
         {"id": 2, "short_id": "pl2", "name": "New signups", "deleted": False, "last_modified_at": ago(days=64)},
@@ -454,7 +394,7 @@ def demo_scenario(now: datetime | None = None) -> Scenario:
     ]
     return Scenario(
         project_id=DEMO_PROJECT_ID, project=project, organization=organization, members=members,
-        cube_rows=cube, identity_rows=identity, replay_rows=replay,
+        now=now, property_types=dict(DEMO_PROPERTY_TYPES),
         lists={"actions/": actions, "dashboards/": dashboards, "insights/": insights,
                "property_definitions/": person_properties, "cohorts/": cohorts,
                "session_recording_playlists/": playlists, "feature_flags/": flags, "experiments/": experiments,
@@ -471,3 +411,54 @@ def scenario_variant(base: Scenario, change: Callable[[Scenario], None]) -> Scen
     clone = copy.deepcopy(base)
     change(clone)
     return clone
+
+
+# ---- the demo's HogQL answers ------------------------------------------------------------------
+
+DEMO_ANSWERS = Path(__file__).with_name("demo_answers.json")
+# The demo project's typed property definitions (PostHog types a property Boolean when it first sees a JSON boolean).
+DEMO_PROPERTY_TYPES = {"$is_identified": "Boolean", "$process_person_profile": "Boolean",
+                       "locally_evaluated": "Boolean", "$feature_flag_response": "Boolean"}
+
+
+def query_key(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@lru_cache(maxsize=1)
+def demo_answers() -> dict[str, Any]:
+    return dict(json.loads(DEMO_ANSWERS.read_text(encoding="utf-8")))
+
+
+def precomputed_answer(scenario: Scenario, text: str) -> dict[str, Any]:
+    """The demo's answer to one of the audit's queries, computed from its raw events by running the query on
+    ClickHouse (`python -m tests.demo_answers`) and moved to the scenario's clock. Any other query, or a project
+    whose rows are not the demo's own, gets no answer: nothing here guesses."""
+    stored = demo_answers()
+    body = stored["answers"].get(query_key(text))
+    if scenario.events is not None or scenario.property_types != stored["property_types"] \
+            or scenario.project.get("timezone") != stored["timezone"]:
+        raise QueryRefused("the demo has precomputed answers for the demo project only")
+    if body is None:
+        raise QueryRefused("the demo has no precomputed answer for this query (run: python -m tests.demo_answers)")
+    return moved_to(copy.deepcopy(body), datetime.fromisoformat(stored["clock"]), scenario.now, stored["timezone"])
+
+
+def moved_to(body: dict[str, Any], clock: datetime, now: datetime, timezone: str) -> dict[str, Any]:
+    """An answer computed at `clock` as if asked at `now`: DateTimes move by the difference, dates by whole days
+    in the project's timezone (a DateTime keeps PostHog's form: its timezone's offset, `Z` for UTC)."""
+    tz = ZoneInfo(timezone)
+    days = (now.astimezone(tz).date() - clock.astimezone(tz).date()).days
+    kinds = [str(t[1]) if isinstance(t, list | tuple) and len(t) == 2 else "" for t in body.get("types") or []]
+    for row in body.get("results") or []:
+        for i, kind in enumerate(kinds):
+            value = row[i]
+            if not isinstance(value, str):
+                continue
+            if "DateTime" in kind:
+                moment = (datetime.fromisoformat(value) + (now - clock)).astimezone(tz)
+                text = moment.isoformat()
+                row[i] = text[:-6] + "Z" if text.endswith("+00:00") else text
+            elif "Date" in kind:
+                row[i] = (date.fromisoformat(value) + timedelta(days=days)).isoformat()
+    return body

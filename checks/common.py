@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
 
@@ -131,18 +132,36 @@ def num(n: float) -> str:
     return f"{n:,.0f}"
 
 
-def parse_time(value: Any) -> datetime | None:
+def parse_time(value: Any, tz: tzinfo = UTC) -> datetime | None:
+    """An ISO time from PostHog. HogQL gives DateTimes with the project's offset; a time without one is read in
+    `tz` (the project's timezone for HogQL values, UTC for REST fields)."""
     if not value or not isinstance(value, str):
         return None
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
-    if parsed.tzinfo is None:
-        from datetime import UTC
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=tz)
 
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed
+
+def project_timezone(facts: Facts) -> tzinfo:
+    """The project's timezone: HogQL dates and times are in it."""
+    name = (facts.get("project") or {}).get("timezone") or "UTC"
+    try:
+        return ZoneInfo(str(name))
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC
+
+
+def latest_time(values: Any, tz: tzinfo = UTC) -> datetime | None:
+    """The latest of some ISO times (compared as moments: offsets differ across a DST change)."""
+    moments = [m for m in (parse_time(v, tz) for v in values) if m is not None]
+    return max(moments) if moments else None
+
+
+def today(facts: Facts) -> date:
+    """The audit's day in the project's timezone (HogQL's dates are in it)."""
+    return facts.as_of.astimezone(project_timezone(facts)).date()
 
 
 def within(value: Any, as_of: datetime, days: float) -> bool:
@@ -151,7 +170,7 @@ def within(value: Any, as_of: datetime, days: float) -> bool:
 
 
 def day(value: Any) -> str:
-    moment = parse_time(value)
+    moment = value if isinstance(value, datetime) else parse_time(value)
     return moment.strftime("%Y-%m-%d") if moment else "never"
 
 

@@ -12,12 +12,12 @@ from checks.common import (
     SERVER_LIBS,
     cube,
     day,
-    event_total,
     identity,
     identity_totals,
     num,
     pct,
     share,
+    total,
     truncation_note,
     within,
 )
@@ -111,15 +111,19 @@ def flags_in_use(facts: Facts, t: dict[str, Any]) -> Finding:
     thresholds={"pass_per_session": 4, "warn_per_session": 10, "flag_only_share": 0.20},
 )
 def call_volume(facts: Facts, t: dict[str, Any]) -> Finding:
-    calls = event_total(cube(facts), "$feature_flag_called")
+    flag_events = cube(facts).filter(pl.col("event") == "$feature_flag_called")
+    calls = total(flag_events)
     if calls == 0:
         return Finding(Status.SKIP, "No $feature_flag_called events in 30 days.", {})
     totals = identity_totals(facts)
     flag_only = identity(facts).filter(pl.col("kind") == "flag_only_ids")
     flag_only_ids = int(flag_only["distinct_ids"].sum()) if flag_only.height else 0
-    per_session = calls / totals["sessions"] if totals["sessions"] else None
+    # Per session: only calls that carry a session count (server SDKs send none), over the project's sessions.
+    session_calls = total(flag_events, "session_events")
+    per_session = session_calls / totals["sessions"] if totals["sessions"] and session_calls else None
     flag_only_ratio = share(flag_only_ids, totals["distinct_ids"])
-    metrics = {"flag_calls_30d": calls, "per_session": round(per_session, 2) if per_session is not None else "n/a",
+    metrics = {"flag_calls_30d": calls, "flag_calls_in_sessions": session_calls, "sessions": totals["sessions"],
+               "per_session": round(per_session, 2) if per_session is not None else "not judged (no sessions)",
                "ids_seen_only_in_flag_calls": flag_only_ids, "share_of_distinct_ids": pct(flag_only_ratio),
                **truncation_note(facts, "cube", "identity")}
     by_key = flag_calls(facts).group_by(["key", "lib"]).agg(pl.col("events").sum(), pl.col("sessions").sum()) \
@@ -131,7 +135,8 @@ def call_volume(facts: Facts, t: dict[str, Any]) -> Finding:
                        "flag calls: server-side checks with throwaway ids create billable persons.",
                        metrics, table, BILLING_FIX)
     if per_session is None:
-        return Finding(Status.PASS, f"{num(calls)} flag calls, all server-side (no sessions).", metrics, table)
+        why = "no events carry a session" if not totals["sessions"] else "the calls carry no session (server-side)"
+        return Finding(Status.PASS, f"{num(calls)} flag calls; not judged per session: {why}.", metrics, table)
     summary = f"{per_session:.1f} $feature_flag_called per session ({num(calls)} in 30 days)."
     if per_session > t["warn_per_session"]:
         return Finding(Status.FAIL, summary, metrics, table, BILLING_FIX)

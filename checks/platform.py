@@ -12,10 +12,12 @@ from checks.common import (
     LEVEL_NAMES,
     cube,
     day,
+    latest_time,
     member_last_login,
     member_name,
     num,
     pct,
+    project_timezone,
     share,
     skip_if_unreadable,
     total,
@@ -41,9 +43,9 @@ OWNER, ADMIN = 15, 8
 def events_flowing(facts: Facts, t: dict[str, Any]) -> Finding:
     df = cube(facts)
     last_24h, last_7d, last_30d = total(df, "events_24h"), total(df, "events_7d"), total(df)
-    last_seen = df["last_seen"].drop_nulls().max() if df.height else None
+    last_seen = latest_time(df["last_seen"].to_list(), project_timezone(facts))
     metrics = {"events_24h": last_24h, "events_7d": last_7d, "events_30d": last_30d,
-               "last_event": last_seen, **truncation_note(facts)}
+               "last_event": last_seen.isoformat() if last_seen else None, **truncation_note(facts)}
     fix = ("Check that the SDK is initialised with this project's token and host, that no ad blocker or CSP "
            "blocks it, and look at the project's ingestion warnings. Use the Activity page to see live events.")
     if last_24h > 0:

@@ -84,14 +84,23 @@ def identify_call_rate(facts: Facts, t: dict[str, Any]) -> Finding:
                                **truncation_note(facts)}
     per_session = None
     if facts.ok("identity"):
+        # Per session: the calls made in a session (server-side identify carries none), over the sessions.
         sessions = identity_totals(facts)["sessions"]
+        session_calls = event_total(df, "$identify", "session_events") + event_total(df, "$set", "session_events")
         if sessions:
-            per_session = calls / sessions
+            per_session = session_calls / sessions
             metrics["per_session"] = round(per_session, 2)
+        else:
+            metrics["per_session"] = "not judged: no events carry a session"
     fix = ("Call identify once per session, guarded by `posthog._isIdentified()`, and send person properties with "
            "identify or `$set` only when they change.")
     summary = f"$identify + $set are {pct(ratio)} of events"
-    summary += f" ({per_session:.1f} per session)." if per_session is not None else "."
+    if per_session is not None:
+        summary += f" ({per_session:.1f} per session)."
+    elif facts.ok("identity"):
+        summary += " (not judged per session: no events carry a session)."
+    else:
+        summary += "."
     if ratio > t["warn_share"]:
         return Finding(Status.FAIL, summary, metrics, remediation=fix)
     if ratio > t["pass_share"] or (per_session is not None and per_session > t["per_session"]):

@@ -10,7 +10,7 @@ import polars as pl
 from auditor.facts import Facts
 from auditor.model import Finding, Severity, Status, Table, check
 from auditor.queries import REPLAY_COLUMNS
-from checks.common import day, frame, num, pct, share, truncation_note
+from checks.common import day, frame, latest_time, num, pct, project_timezone, share, today, truncation_note
 
 DOCS = "https://posthog.com/docs/session-replay"
 REPLAY_SCHEMA: dict[str, Any] = {"day": pl.Utf8, "recordings": pl.Int64, "short_recordings": pl.Int64,
@@ -22,8 +22,8 @@ def replay(facts: Facts) -> pl.DataFrame:
 
 
 def since(facts: Facts, days: int) -> pl.DataFrame:
-    """Rows of the last `days` calendar days, today included."""
-    cutoff = (facts.as_of - timedelta(days=days)).date().isoformat()
+    """Rows of the last `days` calendar days, today included. HogQL's days are the project's, so today is too."""
+    cutoff = (today(facts) - timedelta(days=days)).isoformat()
     return replay(facts).filter(pl.col("day") > cutoff)
 
 
@@ -53,7 +53,7 @@ def recording_active(facts: Facts, t: dict[str, Any]) -> Finding:
     on = recording_on(facts)
     df = replay(facts)
     recent = since(facts, t["recent_days"])
-    last = df["last_start"].drop_nulls().max() if df.height else None
+    last = latest_time(df["last_start"].to_list(), project_timezone(facts))
     metrics = {"session_recording_opt_in": on, f"recordings_{t['recent_days']}d": int(recent["recordings"].sum()),
                "recordings_30d": int(since(facts, 30)["recordings"].sum()), "last_recording": day(last),
                **truncation_note(facts, "replay")}

@@ -28,13 +28,15 @@ SECRET_PATTERN = re.compile(r"phx_[A-Za-z0-9]{8,}|phc_[A-Za-z0-9]{8,}|phs_[A-Za-
                             r"|Basic [A-Za-z0-9+/=]{12,}")
 SECRET_KEYS = ("api_token", "secret_api_token", "secret_api_token_backup", "live_events_token", "token")
 FIXED_NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+# Live stand-in tests share one clock, so the same HogQL asked in two tests is executed once.
+SESSION_NOW = datetime.now(UTC)
 
 
 @pytest.fixture
 def scenario(request: pytest.FixtureRequest):
     """The demo project, or a variant of it (parametrize indirectly with a VARIANTS name). Cassette tests get it
     as of FIXED_NOW (they judge as of the recording day); live stand-in tests as of now."""
-    base = demo_scenario(FIXED_NOW if request.node.get_closest_marker("vcr") else datetime.now(UTC))
+    base = demo_scenario(FIXED_NOW if request.node.get_closest_marker("vcr") else SESSION_NOW)
     variant = getattr(request, "param", None)
     if variant:
         VARIANTS[variant](base)

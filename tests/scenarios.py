@@ -1,11 +1,37 @@
-"""Projects other than the demo, each a variant of it with one kind of trouble: served by the stand-in and
-recorded into cassettes."""
+"""Projects other than the demo, each a variant of it with one kind of trouble: served by the stand-in (which runs
+every HogQL query on the variant's raw events) and recorded into cassettes."""
 
 from __future__ import annotations
 
+import copy
+import random
 from collections.abc import Callable
+from functools import lru_cache
 
-from auditor.demo import Scenario, cube_row
+from auditor.demo import Scenario
+from auditor.demo_events import (
+    DAY,
+    NODE,
+    EventData,
+    RawEvent,
+    Traffic,
+    build_events,
+    demo_events,
+    demo_replay,
+    event,
+)
+
+
+def _server_events(name: str, count: int, ids: list[str], seed: int, **properties: object) -> list[RawEvent]:
+    rng = random.Random(seed)
+    return [event(name, rng.choice(ids), rng.uniform(60, 30 * DAY),
+                  {"$lib": "posthog-node", "$lib_version": NODE, **properties}) for _ in range(count)]
+
+
+@lru_cache(maxsize=1)
+def _privacy_risky_events() -> EventData:
+    base = demo_events()
+    return EventData(base.events, tuple(demo_replay(random.Random(7), short_share=0.7)))
 
 
 def privacy_risky_replay(s: Scenario) -> None:
@@ -18,23 +44,24 @@ def privacy_risky_replay(s: Scenario) -> None:
         session_recording_minimum_duration_milliseconds=0,
         session_recording_sample_rate="1.00",
     )
-    for row in s.replay_rows:
-        row["short_recordings"] = row["recordings"] * 7 // 10
+    s.events = _privacy_risky_events()
+
+
+THROWAWAY_IDS = 950
+
+
+@lru_cache(maxsize=1)
+def _flag_heavy_events() -> EventData:
+    base = demo_events().where(lambda e: not (e.event == "$feature_flag_called" and '"posthog-node"' in e.properties))
+    calls = _server_events("$feature_flag_called", 24_000, [f"req-{i:05x}" for i in range(THROWAWAY_IDS)], seed=11,
+                           **{"$feature_flag": "storage-quota-v2", "$feature_flag_response": True,
+                              "locally_evaluated": False})
+    return base.plus(calls)
 
 
 def flag_heavy_throwaway_ids(s: Scenario) -> None:
     """A backend checks flags on every request with a random distinct id, remotely evaluated."""
-    now_row = next(r for r in s.cube_rows if r["event"] == "$feature_flag_called" and r["lib"] == "posthog-node")
-    s.cube_rows.remove(now_row)
-    s.cube_rows.append(cube_row("$feature_flag_called", "posthog-node", "5.61.0", 2_400_000, _now(s),
-                                distinct_ids=95_000, sessions=0))
-    for row in s.identity_rows:
-        if row["kind"] == "totals":
-            row.update(events=row["events"] + 2_310_000, distinct_ids=150_000)
-        if row["kind"] == "flag" and row["lib"] == "posthog-node":
-            row.update(events=2_400_000, distinct_ids=95_000)
-        if row["kind"] == "flag_only_ids":
-            row.update(events=2_300_000, distinct_ids=95_000)
+    s.events = _flag_heavy_events()
 
 
 def warehouse_trouble(s: Scenario) -> None:
@@ -50,20 +77,27 @@ def warehouse_trouble(s: Scenario) -> None:
     source["schemas"][1]["status"] = "Billing limits"
 
 
+WEB_EXCEPTIONS = 840
+
+
+@lru_cache(maxsize=1)
+def _minified_exception_events() -> EventData:
+    rng = random.Random(13)
+    exceptions = [event("$exception", f"user-{rng.randrange(250):05d}", rng.uniform(60, 30 * DAY),
+                        {"$lib": "web", "$lib_version": "1.380.1", "$session_id": f"0191x{rng.getrandbits(40):010x}",
+                         "$exception_type": "TypeError", "$exception_list": [{"type": "TypeError", "stacktrace": {
+                             "frames": [{"filename": "https://app.hedgebox.net/static/js/main.a81f3c.js",
+                                         "lineno": 1, "colno": 48213, "resolved": False}]}}]})
+                  for _ in range(WEB_EXCEPTIONS)]
+    return demo_events().where(lambda e: e.event != "$exception").plus(exceptions)
+
+
 def minified_exceptions(s: Scenario) -> None:
     """Exception autocapture on, many web exceptions, source maps referenced but never uploaded."""
     s.project["autocapture_exceptions_opt_in"] = True
-    for row in s.cube_rows:
-        if row["event"] == "$exception":
-            row.update(events=84_000, events_7d=19_600, events_24h=2_800)
+    s.events = _minified_exception_events()
     s.lists["error_tracking/issues/"] = [{**i, "assignee": None, "status": "active"}
                                          for i in s.lists["error_tracking/issues/"]]
-
-
-def _now(s: Scenario):
-    from datetime import datetime
-
-    return datetime.fromisoformat(s.cube_rows[0]["last_seen"].replace("Z", "+00:00"))
 
 
 VARIANTS: dict[str, Callable[[Scenario], None]] = {
@@ -73,36 +107,19 @@ VARIANTS: dict[str, Callable[[Scenario], None]] = {
     "minified_exceptions": minified_exceptions,
 }
 
+HEALTHY_TRAFFIC = Traffic(new_version_share=1.0, legacy_version="1.447.0", autocapture=8_000, proxied=True,
+                          anonymous_personless=True, test_host_every=0, illegal_ids=0, local_evaluation=True,
+                          survey_sent=12, exceptions=0, short_replay_share=0.1)
+
 
 def healthy(s: Scenario) -> None:
     """A customer onboarded the way the handbook asks: every product check passes."""
-    from auditor.demo import cube_row
-
-    now = _now(s)
-    keep = [r for r in s.cube_rows if r["lib"] != "web" or r["lib_version"] == "1.447.0"]
-    s.cube_rows[:] = keep
-    for row in s.cube_rows:
-        row.update(illegal_id_events=0, test_host_events=0)
-        if row["lib"] == "web":
-            row.update(proxied=row["events"], personless=row["events"] // 2)
-    s.cube_rows.append(cube_row("$identify", "web", "1.447.0", 30_000, now, identified=30_000, proxied=30_000))
-    s.cube_rows.append(cube_row("$groupidentify", "web", "1.447.0", 2_000, now, proxied=2_000))
-    s.cube_rows.append(cube_row("$feature_flag_called", "web", "1.447.0", 140_000, now, proxied=140_000))
-    s.cube_rows.append(cube_row("survey shown", "web", "1.447.0", 12_000, now, proxied=12_000))
-    s.cube_rows.append(cube_row("survey sent", "web", "1.447.0", 900, now, proxied=900))
-    s.identity_rows[:] = [r for r in s.identity_rows if r["kind"] != "illegal_id"]
-    for row in s.identity_rows:
-        if row["kind"] == "flag" and row["lib"] == "posthog-node":
-            row["flag_locally_evaluated"] = "true"
-        if row["kind"] == "totals":
-            row["extra"] = 90_000
+    s.events = build_events(HEALTHY_TRAFFIC)
     s.plain["sdk_health/report/"] = {"overall_health": "healthy", "health": "success", "needs_updating_count": 0,
                                      "team_sdk_count": 2, "sdks": []}
     s.plain["ingestion_warnings_v2/"] = []
     s.project.update(session_recording_minimum_duration_milliseconds=2000, session_recording_sample_rate="0.50",
                      recording_domains=["https://app.hedgebox.net"], autocapture_exceptions_opt_in=True)
-    for row in s.replay_rows:
-        row["short_recordings"] = row["recordings"] // 10
     s.lists["actions/"].append({"id": 3, "name": "Clicked upload", "deleted": False,
                                 "steps": [{"event": "$autocapture", "text": "Upload"}]})
     for m in s.members[:12]:
@@ -117,8 +134,6 @@ VARIANTS["healthy"] = healthy
 
 def with_sibling(s: Scenario) -> None:
     """An account of two projects: the demo, and a marketing site project with private data at risk."""
-    import copy
-
     sibling = copy.deepcopy(s)
     sibling.project_id = "4243"
     sibling.project.update(id=4243, name="Hedgebox (marketing site)")
@@ -129,6 +144,36 @@ def with_sibling(s: Scenario) -> None:
 VARIANTS["with_sibling"] = with_sibling
 
 
+def untyped_booleans(s: Scenario) -> None:
+    """A project whose Boolean properties have no Boolean definition: HogQL reads them as text."""
+    s.property_types = {}
+
+
+VARIANTS["untyped_booleans"] = untyped_booleans
+
+
+@lru_cache(maxsize=1)
+def _server_only_events() -> EventData:
+    return demo_events().where(lambda e: '"$lib":"web"' not in e.properties, lambda r: False)
+
+
+def server_only(s: Scenario) -> None:
+    """Only a backend SDK sends events: no event carries a session, and nothing records replays."""
+    s.events = _server_only_events()
+    s.project.update(session_recording_opt_in=False, app_urls=[])
+
+
+VARIANTS["server_only"] = server_only
+
+
+def far_timezone(s: Scenario) -> None:
+    """The project reports in Pacific/Auckland (UTC+13 in November): its days start 13 hours before UTC's."""
+    s.project["timezone"] = "Pacific/Auckland"
+
+
+VARIANTS["far_timezone"] = far_timezone
+
+
 SCRIPT = "<script>document.body.setAttribute('data-pwned','script')</script>"
 IMG = "<img src=x onerror=\"document.body.setAttribute('data-pwned','img')\">"
 LINK = "<a href=\"javascript:document.body.setAttribute('data-pwned','link')\">open</a>"
@@ -136,21 +181,22 @@ SVG = "\"><svg onload=\"document.body.setAttribute('data-pwned','svg')\">"
 PAYLOADS = (SCRIPT, IMG, LINK, SVG)
 
 
+@lru_cache(maxsize=1)
+def _hostile_events() -> EventData:
+    users = [f"user-{i:05d}" for i in range(40)]
+    return demo_events().plus(_server_events(IMG, 500, users, seed=17) + _server_events(LINK, 400, users, seed=19))
+
+
 def hostile(s: Scenario) -> None:
     """Names a customer controls, carrying HTML and JavaScript: the report must show them as text."""
-    from auditor.demo import cube_row
-
     s.project["name"] = f"Acme {SCRIPT}"
     s.organization["name"] = f"Org {IMG}"
     s.members[0]["user"]["first_name"] = SVG
-    s.cube_rows.append(cube_row(IMG, "posthog-node", "5.61.0", 50_000, _now(s), with_custom_properties=10))
-    s.cube_rows.append(cube_row(LINK, "posthog-node", "5.61.0", 40_000, _now(s)))
+    s.events = _hostile_events()
     flag = s.lists["feature_flags/"][3]  # dark-mode: stale and uncalled, so it is listed in two findings
     flag["key"] = SCRIPT
     s.lists["surveys/"][0]["name"] = LINK
     s.lists["property_definitions/"].append({"id": "pp-x", "name": SVG, "is_numerical": False})
-    s.identity_rows.append({"kind": "illegal_id", "key": IMG, "lib": "", "flag_locally_evaluated": "",
-                            "events": 5, "distinct_ids": 1, "sessions": 1, "extra": 0})
 
 
 VARIANTS["hostile"] = hostile

@@ -19,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from auditor.demo import Scenario
+from tests import clickhouse
 
 # Scope PostHog requires per path (posthog/permissions.py + each viewset's scope_object).
 PATH_SCOPES = [
@@ -65,6 +66,8 @@ class StandIn:
                  limits: dict[str, tuple[int, float]] | None = None, fault_rate: float = 0.0, seed: int = 0,
                  timeout_delay: float = 1.0, cache_answers: bool = False):
         self.scenario = scenario
+        for project in (scenario, *scenario.siblings.values()):
+            project.hogql = project.hogql or clickhouse.answer  # every query runs on ClickHouse, by PostHog's rules
         self.api_key = api_key
         self.latency = latency  # seconds added to every answer, like a far-away API
         # PostHog's throttles, enforced like PostHog: past the budget, 429 with Retry-After.

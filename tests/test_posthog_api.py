@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from auditor import queries
 from auditor.posthog_api import ApiError, PostHogClient, RateLimiter, ReadOnlyViolation, normalise_host
 from tests.conftest import fast_client
 from tests.standin import Fault, running
@@ -48,16 +49,17 @@ def test_secrets_are_dropped_on_receipt(standin, scenario):
 
 def test_hogql_query_returns_rows(standin, scenario):
     with client_for(standin) as client:
-        result = client.query(scenario.project_id, "SELECT 1 LIMIT 50000", name="posthog-auditor identity")
-    assert result.columns[0] == "kind"
-    assert len(result.rows) == len(scenario.identity_rows) and not result.truncated
-    assert result.records()[0]["kind"] == "totals"
+        result = client.query(scenario.project_id, queries.identity_sql(), name="posthog-auditor identity")
+    assert result.columns[0] == "kind" and not result.truncated
+    records = result.records()
+    totals = next(r for r in records if r["kind"] == "totals")
+    assert totals["events"] == sum(1 for e in scenario.raw_events().events if e.seconds_ago < 30 * 86_400)
     assert standin.count(r"/query/$", "POST") == 1
 
 
 def test_hogql_result_that_hits_its_limit_is_flagged_truncated(standin, scenario):
     with client_for(standin) as client:
-        result = client.query(scenario.project_id, "SELECT 1 LIMIT 3", name="posthog-auditor identity", limit=3)
+        result = client.query(scenario.project_id, "SELECT event FROM events LIMIT 3", name="x", limit=3)
     assert len(result.rows) == 3
     assert result.truncated
 
@@ -71,7 +73,8 @@ def test_hogql_query_without_limit_is_refused_before_sending(standin, scenario):
 def test_async_query_is_polled_until_complete(standin, scenario):
     scenario.async_queries = True
     with client_for(standin) as client:
-        result = client.query(scenario.project_id, "SELECT 1 LIMIT 50000", name="posthog-auditor cube")
+        result = client.query(scenario.project_id, "SELECT event, count() FROM events GROUP BY event LIMIT 50000",
+                              name="posthog-auditor cube")
     assert result.rows and not result.truncated
     assert standin.count(r"/query/q1/$", "GET") == 1
 

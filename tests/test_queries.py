@@ -1,0 +1,164 @@
+"""The audit's HogQL as PostHog runs it: parsed by PostHog's own parser, printed by PostHog's rules, executed on
+embedded ClickHouse over raw events in PostHog's table layout (tests/hogql_printer.py, tests/clickhouse.py)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from auditor import queries
+from auditor.demo import DEMO_ANSWERS, DEMO_PROPERTY_TYPES, demo_scenario, precomputed_answer
+from auditor.demo_events import DAY, EventData, ReplayRow, demo_events, event
+from auditor.facts import SHORT_WINDOW_DAYS
+from tests import demo_answers
+from tests.clickhouse import QueryFailed, engine
+from tests.hogql_printer import Printer, parse
+
+NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+TYPED = DEMO_PROPERTY_TYPES
+
+
+def run(text: str, data: EventData, tz: str = "UTC", types: dict[str, str] | None = None) -> list[dict]:
+    body = engine().hogql(text, data, timezone=tz, now=NOW, property_types=types or {})
+    return [dict(zip(body["columns"], row, strict=True)) for row in body["results"]]
+
+
+def every_query_text() -> list[str]:
+    """Every text the tool can send: the default windows, the short window a timed-out query falls back to,
+    and other windows a configuration may choose."""
+    texts = []
+    for days in sorted({queries.WINDOW_DAYS, SHORT_WINDOW_DAYS, 14, queries.REPLAY_WINDOW_DAYS}):
+        texts += [queries.cube_sql(days), queries.identity_sql(days), queries.replay_sql(days)]
+    texts += list(queries.audit_queries().values())
+    return list(dict.fromkeys(texts))
+
+
+@pytest.mark.parametrize("text", every_query_text(), ids=lambda t: f"{t.split()[1]}…{len(t)}")
+def test_every_query_parses_with_posthogs_parser_and_runs(text):
+    ast = parse(text)  # PostHog's own parser (hogql-parser); a syntax error raises
+    assert ast["node"] in ("SelectQuery", "SelectSetQuery")
+    assert "OFFSET" not in text.upper()  # PostHog refuses OFFSET in queries made with a personal API key
+    for types in ({}, TYPED):
+        run(text, demo_events(), "Europe/London", types)  # raises QueryFailed if ClickHouse refuses it
+
+
+def test_the_printer_models_what_posthog_refuses():
+    """The rules that broke the old queries, shown on the engine, so a test here can fail as PostHog would."""
+    data = demo_events()
+    compare_bool = "SELECT countIf(properties.$is_identified = true) AS n FROM events LIMIT 1"
+    with pytest.raises(QueryFailed, match="no supertype for types String, Bool"):
+        run(compare_bool, data)  # untyped: a String compared with a Bool
+    assert run(compare_bool, data, types={"$is_identified": "Boolean"})[0]["n"] > 0
+    date_of_aggregate = ("SELECT toDate(start) AS d FROM (SELECT min(min_first_timestamp) AS start "
+                         "FROM raw_session_replay_events GROUP BY session_id) LIMIT 1")
+    with pytest.raises(QueryFailed, match="Code: 43"):
+        run(date_of_aggregate, data)  # HogQL does not know min()'s type: toDateOrNull, refused for a DateTime
+    with pytest.raises(QueryFailed, match="Unsupported function"):
+        run("SELECT secretFunction(event) FROM events LIMIT 1", data)
+    printer = Printer(timezone="UTC", now="2026-11-01 12:00:00.000000")
+    assert printer.print("SELECT event FROM events").endswith("LIMIT 100")  # PostHog's default without LIMIT
+    assert printer.print("SELECT event FROM events LIMIT 900000").endswith("LIMIT 50000")  # and its cap
+
+
+def test_booleans_count_the_same_typed_or_not():
+    for text in (queries.cube_sql(), queries.identity_sql()):
+        assert run(text, demo_events(), types={}) == run(text, demo_events(), types=TYPED)
+    totals = next(r for r in run(queries.identity_sql(), demo_events()) if r["kind"] == "totals")
+    assert 0 < totals["extra"] < totals["distinct_ids"]  # identified distinct ids were counted
+
+
+def test_events_without_a_session_are_not_a_session():
+    server = EventData(tuple(event("file uploaded", f"user-{i % 7}", 3_600 + i, {"$lib": "posthog-node"})
+                             for i in range(1_327)))
+    cube = run(queries.cube_sql(), server)
+    assert cube[0]["sessions"] == 0 and cube[0]["session_events"] == 0 and cube[0]["distinct_ids"] == 7
+    totals = next(r for r in run(queries.identity_sql(), server) if r["kind"] == "totals")
+    assert totals["sessions"] == 0 and totals["events"] == 1_327
+
+
+def test_absent_properties_come_back_null():
+    data = EventData((event("signed up", "u1", 60, {"plan": "pro"}),
+                      event("$feature_flag_called", "u1", 60, {"$lib": "posthog-python", "$feature_flag": "beta"})))
+    cube = {r["event"]: r for r in run(queries.cube_sql(), data)}
+    assert cube["signed up"]["lib"] is None and cube["signed up"]["lib_version"] is None
+    flags = [r for r in run(queries.identity_sql(), data) if r["kind"] == "flag"]
+    assert flags == [{"kind": "flag", "key": "beta", "lib": "posthog-python", "flag_locally_evaluated": None,
+                      "events": 1, "distinct_ids": 1, "sessions": 0, "extra": 0}]
+
+
+def test_a_recording_over_several_rows_counts_once_and_deleted_ones_not_at_all():
+    start = 2 * DAY
+    rows = (
+        ReplayRow("rec-a", "u1", start, start - 60, 1_000), ReplayRow("rec-a", "u1", start - 60, start - 120, 2_500),
+        ReplayRow("rec-a", "u1", start - 120, start - 180, 2_500),  # 6 s in all: not short
+        ReplayRow("rec-b", "u2", start, start - 20, 800),  # short
+        ReplayRow("rec-c", "u3", start, start - 30, 9_000), ReplayRow("rec-c", "u3", start, start, 0, is_deleted=1),
+    )
+    [day] = run(queries.replay_sql(), EventData(replay=rows))
+    assert (day["recordings"], day["short_recordings"]) == (2, 1)
+
+
+def test_dates_and_times_are_the_projects():
+    # 11:30 UTC on 1 November is 00:30 on 2 November in Auckland (UTC+13).
+    data = EventData((event("$pageview", "u1", 30 * 60, {"$lib": "web"}),),
+                     (ReplayRow("rec", "u1", 30 * 60, 20 * 60, 10_000),))
+    [day] = run(queries.replay_sql(), data, "Pacific/Auckland")
+    assert day["day"] == "2026-11-02" and day["last_start"] == "2026-11-02T00:30:00+13:00"
+    [day] = run(queries.replay_sql(), data, "UTC")
+    assert day["day"] == "2026-11-01" and day["last_start"] == "2026-11-01T11:30:00Z"
+    [row] = run(queries.cube_sql(), data, "America/New_York")
+    assert row["last_seen"] == "2026-11-01T06:30:00-05:00"
+
+
+def test_the_window_keeps_older_events_out():
+    data = EventData((event("$pageview", "u1", 29 * DAY, {}), event("$pageview", "u1", 31 * DAY, {})))
+    assert run(queries.cube_sql(), data)[0]["events"] == 1
+    assert run(queries.cube_sql(SHORT_WINDOW_DAYS), data) == []
+
+
+def test_the_committed_demo_answers_are_what_the_current_queries_compute():
+    committed = json.loads(DEMO_ANSWERS.read_text(encoding="utf-8"))
+    assert committed == json.loads(demo_answers.render(demo_answers.compute())), \
+        "the demo's answers are stale: run python -m tests.demo_answers"
+
+
+def test_demo_answers_move_to_the_audit_clock():
+    later = demo_answers.CLOCK + timedelta(days=3, hours=5)
+    moved = precomputed_answer(demo_scenario(later), queries.replay_sql())
+    fresh = engine().hogql(queries.replay_sql(), demo_events(), timezone="Europe/London", now=later,
+                           property_types=TYPED)
+    assert moved["results"][-1][0] == fresh["results"][-1][0]  # today is today, in the project's timezone
+    cube = precomputed_answer(demo_scenario(later), queries.cube_sql())
+    last_seen = max(datetime.fromisoformat(r[-1]) for r in cube["results"])
+    assert timedelta(0) < later - last_seen < timedelta(hours=1)
+
+
+OLD_REPLAY_SQL = """SELECT day, recordings, short_recordings, last_start FROM (
+    SELECT toString(toDate(start_time)) AS day, count() AS recordings,
+        countIf(active_ms < 5000) AS short_recordings, toString(max(start_time)) AS last_start
+    FROM (SELECT session_id, min(min_first_timestamp) AS start_time, sum(active_milliseconds) AS active_ms
+          FROM raw_session_replay_events WHERE min_first_timestamp >= now() - INTERVAL 90 DAY GROUP BY session_id)
+    GROUP BY day) ORDER BY day LIMIT 1000"""
+
+
+def test_a_query_posthog_refuses_is_an_error_with_its_message_never_a_pass(standin, scenario, monkeypatch):
+    """The replay query as it was before: PostHog answers 400 with ClickHouse's message; the fact and every check
+    built on it are errors, and the customer is not ready."""
+    from auditor.audit import default_hooks, evaluate, gather_facts
+    from auditor.config import Settings
+    from auditor.registry import load_registry
+    from tests.conftest import fast_client
+
+    monkeypatch.setattr(queries, "replay_sql", lambda *a, **k: OLD_REPLAY_SQL)
+    registry = load_registry(plugins=False)
+    checks = list(registry.checks.values())
+    with fast_client(standin.url, standin.api_key) as client:
+        facts = gather_facts(client, scenario.project_id, checks, default_hooks())
+    assert facts.status("replay") == "error"
+    assert "400" in facts.reason("replay") and "Illegal type DateTime64" in facts.reason("replay")
+    run = evaluate(facts, registry, checks, Settings())
+    active = next(r for r in run["results"] if r["id"] == "session_replay.recording-active")
+    assert active["status"] == "error" and "Illegal type" in active["error"]
+    assert not run["readiness"]["ready"]
