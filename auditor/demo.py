@@ -62,6 +62,8 @@ class Scenario:
     siblings: dict[str, Scenario] = field(default_factory=dict)  # other projects of the same organization
     max_limit: int | None = None  # like a server that caps ?limit= (its next links then say so)
     timeout_windows: set[int] = field(default_factory=set)  # HogQL over these many days times out (504)
+    # The key user's current organization, which `GET /api/billing/` answers for (None: this one).
+    user_organization: dict[str, Any] | None = None
     _pending: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def raw_events(self) -> EventData:
@@ -80,6 +82,8 @@ class Scenario:
                              "scoped_teams": None, "scoped_organizations": None}
         if path == "/api/billing/" and "/api/billing/" in self.plain:
             return 200, {}, self.plain["/api/billing/"]
+        if path == "/api/users/@me/":
+            return 200, {}, self._me()
         org = re.match(r"^/api/organizations/([^/]+)/(members/|projects/)?$", path)
         if org:
             if org.group(1) not in (self.organization["id"], "@current"):
@@ -110,9 +114,38 @@ class Scenario:
             return 405, {}, {"detail": f"Method \"{method}\" not allowed."}
         if suffix in self.plain:
             return 200, {}, self.plain[suffix]
+        warehouse = self._warehouse(suffix)
+        if warehouse is not None:
+            return 200, {}, self._page(warehouse, query, base, path) if isinstance(warehouse, list) else warehouse
         if suffix in self.lists:
             return 200, {}, self._page(self.lists[suffix], query, base, path)
         return 404, {}, {"detail": "Not found."}
+
+    def _me(self) -> dict[str, Any]:
+        """GET /api/users/@me/ (posthog/api/user.py): the current organization and team, and every membership."""
+        current = self.user_organization or self.organization
+        own = {k: self.organization.get(k) for k in ("id", "name", "slug", "membership_level")}
+        return {"uuid": "0191b5c1-0000-0000-0000-000000000000", "email": "alice@hedgebox.net", "first_name": "Alice",
+                "organization": {k: v for k, v in current.items() if k != "teams"},
+                "team": {"id": int(self.project_id), "organization": current.get("id"), "project_id":
+                         int(self.project_id), "timezone": self.project.get("timezone")},
+                "organizations": [own] + ([{k: current.get(k) for k in own}] if self.user_organization else [])}
+
+    def _warehouse(self, suffix: str) -> Any:
+        """The warehouse as PostHog's serializers give it: the source list embeds schemas trimmed to
+        ExternalDataSchemaListSerializer's fields; the schema list has them in full but without their source; a
+        source's detail embeds them in full (products/warehouse_sources/…/serializers.py)."""
+        sources = self.lists.get("external_data_sources/")
+        if sources is None:
+            return None
+        if suffix == "external_data_sources/":
+            return [{**s, "schemas": [trimmed_schema(x) for x in s.get("schemas") or []]} for s in sources]
+        if suffix == "external_data_schemas/":
+            return [{**x, "source": None} for s in sources for x in s.get("schemas") or []]
+        detail = re.match(r"^external_data_sources/([^/]+)/$", suffix)
+        if detail:
+            return next((s for s in sources if str(s.get("id")) == detail.group(1)), None)
+        return None
 
     def _page(self, items: list[Any], query: dict[str, str], base: str, path: str) -> dict[str, Any]:
         limit = int(query.get("limit") or 100)
@@ -149,6 +182,16 @@ class Scenario:
         if query_id not in self._pending:
             return 404, {}, {"detail": "Not found."}
         return 200, {}, {"query_status": {"id": query_id, "complete": True, "results": self._pending[query_id]}}
+
+
+TRIMMED_SCHEMA_FIELDS = ("id", "name", "label", "should_sync", "status", "sync_type", "last_synced_at", "latest_error")
+
+
+def trimmed_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """A schema as the source list shows it: no sync frequency, incremental field or columns."""
+    table = schema.get("table")
+    return {**{k: schema.get(k) for k in TRIMMED_SCHEMA_FIELDS},
+            "table": {k: table.get(k) for k in ("id", "name", "row_count")} if isinstance(table, dict) else None}
 
 
 class ScenarioAdapter(BaseAdapter):

@@ -37,6 +37,10 @@ class Fact:
         return {"status": self.status, "value": self.value, "error": self.error}
 
 
+class Unavailable(Exception):
+    """A gatherer's way to say its fact cannot be trusted for this audit (it becomes `unavailable`, with why)."""
+
+
 class FactNotAvailable(Exception):
     """Raised by Facts.require when a check reads a fact that could not be gathered."""
 
@@ -153,17 +157,19 @@ class _Once:
 @dataclass(frozen=True)
 class Gatherer:
     name: str
-    scope: str  # the personal API key scope PostHog requires for it
+    scope: str  # the personal API key scope PostHog requires for it (checked before any request)
     fn: Callable[[GatherContext], Any]
     description: str
+    also: tuple[str, ...] = ()  # scopes it reads with when the key has them (a fallback covers their absence)
 
 
 GATHERERS: dict[str, Gatherer] = {}
 
 
-def gatherer(name: str, scope: str, description: str) -> Callable[[Callable[[GatherContext], Any]], Any]:
+def gatherer(name: str, scope: str, description: str,
+             also: tuple[str, ...] = ()) -> Callable[[Callable[[GatherContext], Any]], Any]:
     def wrap(fn: Callable[[GatherContext], Any]) -> Callable[[GatherContext], Any]:
-        GATHERERS[name] = Gatherer(name=name, scope=scope, fn=fn, description=description)
+        GATHERERS[name] = Gatherer(name=name, scope=scope, fn=fn, description=description, also=also)
         return fn
 
     return wrap
@@ -204,9 +210,13 @@ def _project(ctx: GatherContext) -> Any:
     return ctx.project
 
 
+def _organization_of(ctx: GatherContext) -> Any:
+    return ctx.shared("organization", lambda: ctx.client.get(f"/api/organizations/{ctx.organization_id}/"))
+
+
 @gatherer("organization", "organization:read", "organization")
 def _organization(ctx: GatherContext) -> Any:
-    return ctx.client.get(f"/api/organizations/{ctx.organization_id}/")
+    return _organization_of(ctx)
 
 
 @gatherer("members", "organization_member:read", "organization members")
@@ -241,9 +251,44 @@ def _groups(ctx: GatherContext) -> Any:
     return ctx.client.project_get(ctx.project_id, "groups_types/")
 
 
-@gatherer("billing", "billing:read", "billing (organization-wide)")
+@gatherer("billing", "billing:read", "billing, when it is shown to be the audited organization's",
+          also=("user:read",))
 def _billing(ctx: GatherContext) -> Any:
-    return ctx.client.get("/api/billing/")
+    body = ctx.client.get("/api/billing/")
+    _billing_belongs_to_audited_organization(ctx, body)
+    return body
+
+
+def _billing_belongs_to_audited_organization(ctx: GatherContext, billing: Any) -> None:
+    """`GET /api/billing/` answers for the organization of the key user's *current* team, not for the audited
+    project (ee/api/billing.py, param_derived_from_user_current_team), and names no organization. Trust it only
+    when the user's current organization (GET /api/users/@me/) is the audited one, or when billing's customer id
+    is the audited organization's; otherwise another customer's products would be blamed on this one."""
+    audited = ctx.organization_id
+    current, why = None, ""
+    if not has_scope(ctx.scopes, "user:read"):
+        why = " (the key lacks user:read, so its user's current organization is unknown)"
+    else:
+        try:
+            me = ctx.client.get("/api/users/@me/")
+            org = me.get("organization") if isinstance(me, dict) else None
+            current = str(org.get("id")) if isinstance(org, dict) and org.get("id") else None
+        except ApiError as exc:
+            if exc.kind in ("auth", "network"):
+                raise
+            why = f" (the key's user could not be read: {exc})"
+    if current == audited:
+        return
+    customer = billing.get("customer_id") if isinstance(billing, dict) else None
+    try:
+        own = _organization_of(ctx)
+    except ApiError:
+        own = None
+    if customer and isinstance(own, dict) and own.get("customer_id") == customer:
+        return
+    whose = f"organization {current}" if current else "the key user's current organization"
+    raise Unavailable(f"billing answers for {whose}, which is not shown to be the audited organization {audited}"
+                      f"{why}; make it the user's current organization in PostHog, or use --paying-for")
 
 
 @gatherer("person_properties", "property_definition:read", "person property definitions (the first custom ones)")
@@ -280,6 +325,23 @@ def _sources(ctx: GatherContext) -> list[Any]:
 @gatherer("warehouse_sources", "external_data_source:read", "data warehouse sources with their schemas")
 def _warehouse_sources(ctx: GatherContext) -> Any:
     return _sources(ctx)
+
+
+@gatherer("warehouse_schemas", "external_data_source:read",
+          "warehouse schemas in full (sync frequency, incremental field, columns)")
+def _warehouse_schemas(ctx: GatherContext) -> Any:
+    """The source list trims its schemas (ExternalDataSchemaListSerializer: no sync_frequency, incremental_field
+    or columns); the schema list has them in full but names no source, so checks join the two on schema id."""
+    try:
+        return ctx.client.project_list(ctx.project_id, "external_data_schemas/", {"limit": PAGE})
+    except ApiError as exc:
+        if not exc.unavailable:
+            raise
+    # Older PostHog keeps the schema list INTERNAL; each source's detail embeds its schemas in full.
+    sources = [s for s in _sources(ctx) if isinstance(s, dict) and s.get("id")]
+    details = ctx.client.map(
+        lambda source: ctx.client.project_get(ctx.project_id, f"external_data_sources/{source['id']}/"), sources)
+    return [schema for d in details if isinstance(d, dict) for schema in d.get("schemas") or []]
 
 
 @gatherer("warehouse_jobs", "external_data_source:read", "recent sync jobs per warehouse source")
@@ -361,6 +423,8 @@ def gather(
             return name, Fact("ok", value=g.fn(ctx))
         except ApiError as exc:
             return name, Fact("unavailable" if exc.unavailable else "error", error=str(exc))
+        except Unavailable as exc:
+            return name, Fact("unavailable", error=str(exc))
         except Exception as exc:  # a gatherer bug must not abort the audit
             return name, Fact("error", error=f"{type(exc).__name__}: {exc}")
 

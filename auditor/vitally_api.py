@@ -119,7 +119,8 @@ class VitallyClient:
         return self.get_list(f"/accounts/{quote(account_id, safe='')}/users")
 
     def account_notes(self, account_id: str) -> list[dict[str, Any]]:
-        return self.get_list(f"/accounts/{quote(account_id, safe='')}/notes")
+        # Deleted notes stay listed as archived: they are neither updated nor counted as an Account Plan.
+        return self.get_list(f"/accounts/{quote(account_id, safe='')}/notes", {"archived": "false"})
 
     def custom_fields(self, model: str = "accounts") -> list[dict[str, Any]]:
         body = self.get("/customFields", {"model": model})

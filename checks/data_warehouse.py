@@ -24,9 +24,28 @@ def sources(facts: Facts) -> list[dict[str, Any]]:
     return [s for s in facts.require("warehouse_sources") if isinstance(s, dict)]
 
 
+def full_schemas(facts: Facts) -> dict[str, dict[str, Any]]:
+    """Schemas in full by id (`external_data_schemas/`): the source list trims away sync_frequency,
+    incremental_field and the table's columns. Empty when that list could not be read."""
+    return {str(s["id"]): s for s in facts.get("warehouse_schemas") or [] if isinstance(s, dict) and s.get("id")}
+
+
 def syncing_schemas(facts: Facts) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    return [(src, sch) for src in sources(facts) for sch in src.get("schemas") or []
-            if isinstance(sch, dict) and sch.get("should_sync")]
+    """(source, schema) for every schema that syncs, the schema as complete as PostHog tells it: the list's
+    fields, with the full record's over them (older PostHog embedded full schemas in the list itself)."""
+    full = full_schemas(facts)
+    return [(src, {**sch, **full.get(str(sch.get("id")), {})}) for src in sources(facts)
+            for sch in src.get("schemas") or [] if isinstance(sch, dict) and sch.get("should_sync")]
+
+
+def not_in_full(facts: Facts, schemas: list[tuple[dict[str, Any], dict[str, Any]]], needed: str) -> Finding | None:
+    """An error naming the schemas whose `needed` field PostHog did not give: never judged as if it were fine."""
+    missing = [label(src, sch) for src, sch in schemas if needed not in sch]
+    if not missing:
+        return None
+    why = f" ({facts.reason('warehouse_schemas')})" if not facts.ok("warehouse_schemas") else ""
+    return Finding(Status.ERROR, f"{needed} unknown for {len(missing)} schema(s) ({', '.join(missing[:3])}): "
+                   f"external_data_schemas/ did not give them{why}.", {"schemas_not_judged": len(missing)})
 
 
 def label(source: dict[str, Any], schema: dict[str, Any]) -> str:
@@ -74,6 +93,7 @@ def syncs_per_month(frequency: str | None) -> float | None:
     severity=Severity.BLOCKER,
     docs_url=f"{DOCS}/setup",
     requires=("warehouse_sources",),
+    uses=("warehouse_schemas",),
 )
 def sources_healthy(facts: Facts, t: dict[str, Any]) -> Finding:
     srcs = sources(facts)
@@ -81,12 +101,15 @@ def sources_healthy(facts: Facts, t: dict[str, Any]) -> Finding:
         return Finding(Status.FAIL, "No warehouse source is connected.", {"sources": 0},
                        remediation="Connect the sources the customer needs (Stripe, Postgres, Hubspot…) under "
                        "Data pipeline → Sources.")
-    broken, late = [], []
+    broken, late, unknown = [], [], []
     for src, sch in syncing_schemas(facts):
         status = str(sch.get("status") or "")
         if status.lower() in BROKEN_STATUSES:
             error = (sch.get("latest_error") or "")[:200]
             broken.append([label(src, sch), status, error, day(sch.get("last_synced_at"))])
+            continue
+        if "sync_frequency" not in sch:
+            unknown.append((src, sch))  # whether it is late cannot be told without its frequency
             continue
         hours = FREQUENCY_HOURS.get(sch.get("sync_frequency") or "")
         last = parse_time(sch.get("last_synced_at"))
@@ -97,6 +120,9 @@ def sources_healthy(facts: Facts, t: dict[str, Any]) -> Finding:
     schemas = syncing_schemas(facts)
     metrics = {"sources": len(srcs), "syncing_schemas": len(schemas), "broken": len(broken), "late": len(late)}
     table = Table.of(["schema", "status", "latest error", "last synced"], broken + late) if broken or late else None
+    not_judged = not_in_full(facts, unknown, "sync_frequency")
+    if not_judged and not broken:
+        return not_judged
     if broken or late:
         return Finding(Status.FAIL, f"{len(broken)} schema(s) failing or billing-limited and {len(late)} behind "
                        f"schedule, of {len(schemas)} syncing.", metrics, table,
@@ -114,7 +140,7 @@ def sources_healthy(facts: Facts, t: dict[str, Any]) -> Finding:
     severity=Severity.MAJOR,
     docs_url=f"{DOCS}/cutting-costs",
     requires=("warehouse_sources",),
-    uses=("warehouse_jobs",),
+    uses=("warehouse_jobs", "warehouse_schemas"),
     thresholds={"large_rows": 1_000_000, "huge_rows": 10_000_000},
 )
 def full_refresh_large(facts: Facts, t: dict[str, Any]) -> Finding:
@@ -123,6 +149,9 @@ def full_refresh_large(facts: Facts, t: dict[str, Any]) -> Finding:
     if not full:
         return Finding(Status.PASS if syncing_schemas(facts) else Status.SKIP,
                        "No schema syncs with full refresh." if syncing_schemas(facts) else "No syncing schemas.", {})
+    unknown = not_in_full(facts, full, "sync_frequency")  # no frequency: no full record, no incremental field
+    if unknown:
+        return unknown
     rows, failing = [], False
     for src, sch in full:
         per_sync = rows_per_sync(sch, jobs_by_source.get(str(src.get("id"))) or [])
@@ -156,12 +185,16 @@ def full_refresh_large(facts: Facts, t: dict[str, Any]) -> Finding:
     severity=Severity.MINOR,
     docs_url=f"{DOCS}/cutting-costs",
     requires=("warehouse_sources",),
+    uses=("warehouse_schemas",),
     thresholds={"min_hours": 24},
 )
 def sync_frequency(facts: Facts, t: dict[str, Any]) -> Finding:
     full = [(src, sch) for src, sch in syncing_schemas(facts) if sch.get("sync_type") == "full_refresh"]
     if not full:
         return Finding(Status.SKIP, "No schema syncs with full refresh.", {})
+    unknown = not_in_full(facts, full, "sync_frequency")
+    if unknown:
+        return unknown
     often = [[label(src, sch), sch.get("sync_frequency")] for src, sch in full
              if FREQUENCY_HOURS.get(sch.get("sync_frequency") or "", 1e9) < t["min_hours"]]
     metrics = {"full_refresh_schemas": len(full), "more_than_daily": len(often)}

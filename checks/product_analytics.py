@@ -469,7 +469,11 @@ def team_adoption(facts: Facts, t: dict[str, Any]) -> Finding:
 
 
 def behavioural(cohort: dict[str, Any]) -> bool:
-    """Dynamic cohorts defined by what people did cannot target flags, experiments or surveys."""
+    """Dynamic cohorts defined by what people did cannot target flags, experiments or surveys. PostHog says so
+    in `cohort_type` (posthog/models/cohort/cohort.py CohortType: static, person_property, behavioral, realtime,
+    analytical); older versions lack it, so their filters are read instead."""
+    if cohort.get("cohort_type"):
+        return cohort["cohort_type"] == "behavioral"
     if cohort.get("is_static"):
         return False
     text = str(cohort.get("filters") or "") + str(cohort.get("groups") or "")

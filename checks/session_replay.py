@@ -88,16 +88,68 @@ def minimum_duration(facts: Facts, t: dict[str, Any]) -> Finding:
     off = _not_recording(facts)
     if off:
         return off
-    ms = facts.require("project").get("session_recording_minimum_duration_milliseconds") or 0
-    metrics = {"minimum_duration_ms": ms}
+    project = facts.require("project")
     fix = (f"Set a minimum duration of at least {t['pass_ms'] / 1000:g} s in Project settings → Session replay "
            "→ Minimum session duration (posthog-js ≥ 1.89).")
+    groups = trigger_groups(project)
+    if groups:
+        durations = [(group_name(g, i), int(g.get("minDurationMs") or 0)) for i, g in enumerate(groups)]
+        table = Table.of(["trigger group", "minimum duration"], [[n, f"{ms / 1000:g} s"] for n, ms in durations])
+        metrics = {"trigger_groups": len(groups), "shortest_minimum_ms": min(ms for _, ms in durations)}
+        unset = [n for n, ms in durations if ms <= 0]
+        short = [n for n, ms in durations if 0 < ms < t["pass_ms"]]
+        fix = fix.replace("Minimum session duration", "each trigger group's minimum duration")
+        if unset:
+            return Finding(Status.FAIL, f"{len(unset)} of {len(groups)} trigger group(s) record sessions of any "
+                           f"length ({', '.join(unset[:3])}).", metrics, table, fix)
+        if short:
+            return Finding(Status.WARN, f"{len(short)} trigger group(s) keep sessions under {t['pass_ms'] / 1000:g} s "
+                           f"({', '.join(short[:3])}).", metrics, table, fix)
+        return Finding(Status.PASS, f"Every trigger group skips sessions under {t['pass_ms'] / 1000:g} s.", metrics,
+                       table)
+    ms = project.get("session_recording_minimum_duration_milliseconds") or 0
+    metrics = {"minimum_duration_ms": ms}
     if ms >= t["pass_ms"]:
         return Finding(Status.PASS, f"Minimum duration is {ms / 1000:g} s.", metrics)
     if ms > 0:
         return Finding(Status.WARN, f"Minimum duration is only {ms / 1000:g} s.", metrics, remediation=fix)
     return Finding(Status.FAIL, "No minimum duration: every session, however short, is recorded and billed.",
                    metrics, remediation=fix)
+
+
+def trigger_groups(project: dict[str, Any]) -> list[dict[str, Any]]:
+    """Replay's v2 configuration (`session_recording_trigger_groups`, {"version": 2, "groups": [...]}): SDKs that
+    support it use each group's sample rate, minimum duration and conditions and ignore the v1 fields; with no
+    groups they fall back to v1. A shape other than PostHog's is unknown, not "no groups" (ValueError)."""
+    config = project.get("session_recording_trigger_groups")
+    if config is None:
+        return []
+    groups = config.get("groups") if isinstance(config, dict) else None
+    if not isinstance(groups, list) or not all(isinstance(g, dict) for g in groups):
+        raise ValueError(f"session_recording_trigger_groups has an unexpected shape: {str(config)[:120]}")
+    return groups
+
+
+def group_name(group: dict[str, Any], index: int) -> str:
+    return str(group.get("name") or group.get("id") or f"group {index + 1}")
+
+
+def group_controls(group: dict[str, Any]) -> list[str]:
+    """What narrows a trigger group: a sample rate under 1, or conditions on events, URLs or a flag (a group
+    without conditions records every session at its sample rate)."""
+    controls = []
+    rate = group.get("sampleRate")
+    if isinstance(rate, int | float) and rate < 1:
+        controls.append(f"{rate:.0%} sampled")
+    conditions = group.get("conditions") or {}
+    if isinstance(conditions, dict):
+        for key in ("events", "urls"):
+            if conditions.get(key):
+                controls.append(f"{len(conditions[key])} {key[:-1]} condition(s)")
+        if conditions.get("flag"):
+            flag = conditions["flag"]
+            controls.append(f"flag {flag.get('key') if isinstance(flag, dict) else flag}")
+    return controls
 
 
 def recording_controls_in_use(project: dict[str, Any]) -> list[list[str]]:
@@ -124,8 +176,8 @@ def recording_controls_in_use(project: dict[str, Any]) -> list[list[str]]:
     id="session_replay.recording-controls",
     title="Recording controls are used",
     failure_title="Every session is recorded",
-    description="Sampling, a linked flag, URL or event triggers and a URL blocklist keep replay focused on the "
-    "sessions that matter and the bill in proportion.",
+    description="Sampling, a linked flag, URL or event triggers and a URL blocklist (or trigger groups with a sample "
+    "rate or conditions) keep replay focused on the sessions that matter and the bill in proportion.",
     severity=Severity.MINOR,
     docs_url=f"{DOCS}/how-to-control-which-sessions-you-record",
     requires=("project",),
@@ -134,6 +186,17 @@ def recording_controls(facts: Facts, t: dict[str, Any]) -> Finding:
     off = _not_recording(facts)
     if off:
         return off
+    groups = trigger_groups(facts.require("project"))
+    if groups:
+        rows = [[group_name(g, i), ", ".join(group_controls(g)) or "every session"] for i, g in enumerate(groups)]
+        table = Table.of(["trigger group", "records"], rows)
+        narrowed = [r for r in rows if r[1] != "every session"]
+        metrics = {"trigger_groups": len(groups), "groups_with_controls": len(narrowed)}
+        if len(narrowed) == len(groups):
+            return Finding(Status.PASS, f"All {len(groups)} trigger group(s) sample or set conditions.", metrics, table)
+        return Finding(Status.WARN, f"{len(groups) - len(narrowed)} trigger group(s) record every session.", metrics,
+                       table, "Give each trigger group a sample rate under 100% or conditions (events, URLs, a "
+                       "flag) so replay records the sessions that matter.")
     controls = recording_controls_in_use(facts.require("project"))
     if controls:
         return Finding(Status.PASS, "Recording controls in use: " + ", ".join(c[0] for c in controls) + ".",

@@ -25,6 +25,7 @@ from tests import clickhouse
 PATH_SCOPES = [
     (r"^/api/personal_api_keys/", None),
     (r"^/api/billing/", "billing:read"),
+    (r"^/api/users/", "user:read"),
     (r"^/api/organizations/[^/]+/members/", "organization_member:read"),
     (r"^/api/organizations/", "organization:read"),
     (r"^/api/(projects|environments)/[^/]+/query/", "query:read"),
@@ -35,6 +36,13 @@ PATH_SCOPES = [
     (r"^/api/(projects|environments)/[^/]+/property_definitions/", "property_definition:read"),
     (r"^/api/(projects|environments)/[^/]+/groups_types/", "group:read"),
     (r"^/api/(projects|environments)/[^/]+/ingestion_warnings_v2/", "ingestion_warning:read"),
+    (r"^/api/(projects|environments)/[^/]+/external_data_(sources|schemas)/", "external_data_source:read"),
+    (r"^/api/(projects|environments)/[^/]+/(warehouse_saved_queries|warehouse_view_links)/", "warehouse_view:read"),
+    (r"^/api/(projects|environments)/[^/]+/error_tracking/", "error_tracking:read"),
+    (r"^/api/(projects|environments)/[^/]+/surveys/", "survey:read"),
+    (r"^/api/(projects|environments)/[^/]+/feature_flags/", "feature_flag:read"),
+    (r"^/api/(projects|environments)/[^/]+/experiments/", "experiment:read"),
+    (r"^/api/(projects|environments)/[^/]+/session_recording_playlists/", "session_recording_playlist:read"),
     (r"^/api/(projects|environments)/[^/]+/", "project:read"),
 ]
 
@@ -68,6 +76,7 @@ class StandIn:
         self.scenario = scenario
         for project in (scenario, *scenario.siblings.values()):
             project.hogql = project.hogql or clickhouse.answer  # every query runs on ClickHouse, by PostHog's rules
+        clickhouse.warm(scenario)
         self.api_key = api_key
         self.latency = latency  # seconds added to every answer, like a far-away API
         # PostHog's throttles, enforced like PostHog: past the budget, 429 with Retry-After.

@@ -59,6 +59,11 @@ def test_read_account_by_external_id(vitally):
     assert "Engaged" in engagement(info)
 
 
+def test_a_deleted_account_plan_note_is_not_read(vitally):
+    info = read_account(client_for(vitally), "org-acme", VitallySettings())
+    assert info["notes"] == []  # its only note is archived (deleted in Vitally)
+
+
 def test_cursor_pagination_reads_every_page(vitally):
     vitally.data["users"]["vit-1"] = [{"id": f"u{i}", "email": f"{i}@x.io", "traits": {}} for i in range(230)]
     users = client_for(vitally).account_users("vit-1")

@@ -60,7 +60,12 @@ def portfolio() -> dict[str, Any]:
         "vit-5": [user("o@owned.de", "DE")],
     }
     notes = [{"id": "note-1", "accountId": "vit-1", "externalId": None, "subject": "Hedgebox — Account Plan FY27",
-              "note": "<p>Goals…</p>", "noteDate": "2026-09-20T10:00:00Z", "createdAt": "2026-09-20T10:00:00Z"}]
+              "note": "<p>Goals…</p>", "noteDate": "2026-09-20T10:00:00Z", "createdAt": "2026-09-20T10:00:00Z",
+              "archived": False},
+             # A deleted note stays listed as archived unless the request filters with archived=false.
+             {"id": "note-archived", "accountId": "vit-2", "externalId": None, "subject": "Acme — Account Plan (draft)",
+              "note": "<p>Old</p>", "noteDate": "2026-10-20T10:00:00Z", "createdAt": "2026-10-20T10:00:00Z",
+              "archived": True}]
     return {"accounts": accounts, "users": users, "notes": notes}
 
 
@@ -100,7 +105,8 @@ class VitallyStandIn:
             if m.group(2) == "/users" and method == "GET":
                 return 200, {}, self._page(self.data["users"].get(acc["id"], []), query)
             if m.group(2) == "/notes" and method == "GET":
-                return 200, {}, self._page([n for n in self.data["notes"] if n["accountId"] == acc["id"]], query)
+                return 200, {}, self._page([n for n in self.data["notes"] if n["accountId"] == acc["id"]
+                                            and not (query.get("archived") == "false" and n.get("archived"))], query)
             if not m.group(2) and method == "GET":
                 return 200, {}, acc
             if not m.group(2) and method == "PUT":
@@ -109,7 +115,8 @@ class VitallyStandIn:
         if path == "/notes" and method == "POST":
             if not body or not body.get("note") or not body.get("noteDate"):
                 return 400, {}, {"error": "note and noteDate are required"}
-            note = {**body, "id": f"note-{len(self.data['notes']) + 1}", "createdAt": body["noteDate"]}
+            live = sum(1 for n in self.data["notes"] if not n.get("archived"))
+            note = {**body, "id": f"note-{live + 1}", "createdAt": body["noteDate"]}
             self.data["notes"].append(note)
             return 200, {}, note
         m = re.match(r"^/notes/([^/]+)$", path)
