@@ -2,7 +2,9 @@
 
 Every request goes through one `requests.Session` with a bounded pool, timeouts, retries with backoff on
 429/5xx (honouring Retry-After) and a rate limiter that can be shared by every audit using the same key.
-The client refuses any method other than GET, except POST to the HogQL query endpoint.
+The client refuses any method other than GET, except POST to the HogQL query endpoint. It follows no redirects
+and sends the key only to the configured host: a URL taken from a response (a `next` link) must have the host's
+scheme, host name and port, or it is not requested at all.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
-from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -40,6 +42,7 @@ _client_serial = itertools.count(1)
 _chain_depth: contextvars.ContextVar[tuple[int, int]] = contextvars.ContextVar("posthog_request_depth",
                                                                                default=(0, 0))
 _QUERY_PATH_RE = re.compile(r"^/api/(projects|environments)/[^/]+/query/?$")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def default_sleep(seconds: float) -> None:
@@ -50,7 +53,8 @@ def default_sleep(seconds: float) -> None:
 class ApiError(Exception):
     """A request that could not be answered. `kind` says what a caller should make of it."""
 
-    # kinds: auth, scope, unsupported, not_found, rate_limited, server, network, bad_response, client
+    # kinds: auth, scope, unsupported, not_found, rate_limited, server, network, bad_response, client,
+    # redirect (a 3xx: never followed), foreign_host (a URL from a response that points elsewhere: never requested)
     def __init__(self, kind: str, message: str, status: int | None = None, url: str = ""):
         super().__init__(message)
         self.kind = kind
@@ -83,6 +87,31 @@ def normalise_host(host: str) -> str:
         raise ValueError(f"host must be 'us', 'eu' or a base URL like https://posthog.example.com, got {host!r}")
     # The ingestion hosts (us.i.posthog.com) do not serve the private API.
     return re.sub(r"^(https?://)(us|eu)\.i\.posthog\.com", r"\1\2.posthog.com", host)
+
+
+def origin(url: str) -> tuple[str, str, int | None, str | None, str | None] | None:
+    """(scheme, host, port, user, password) of a URL, ports made explicit; None when it cannot be parsed."""
+    try:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        return scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(scheme), parts.username, \
+            parts.password
+    except (ValueError, TypeError):
+        return None
+
+
+def same_origin(url: str, base: str) -> bool:
+    """True when url may receive the key meant for base: same scheme (https -> http is a downgrade, so another
+    host), host name and port, and no user info of its own."""
+    own = origin(base)
+    return own is not None and origin(url) == own
+
+
+def shown_url(url: Any) -> str:
+    """A URL from a response, as an error message may quote it (bounded, one line)."""
+    text = str(url)
+    text = "".join(ch if ch.isprintable() else "?" for ch in text)
+    return text if len(text) <= 200 else text[:200] + "…"
 
 
 def scrub_secrets(value: Any) -> Any:
@@ -256,6 +285,10 @@ class PostHogClient:
     def request(self, method: str, url: str, json_body: dict[str, Any] | None = None, kind: str = "rest") -> Any:
         """Send one request with retries; return the decoded JSON (secrets removed) or raise ApiError."""
         method = method.upper()
+        if not same_origin(url, self.host):
+            # The key goes to the configured host only: a `next` link to another port, host or scheme (an
+            # https -> http downgrade too) is refused before anything is sent.
+            raise ApiError("foreign_host", f"PostHog sent a link to another host: {shown_url(url)}", url=url)
         self._guard(method, url)
         attempt = 0
         while True:
@@ -267,7 +300,10 @@ class PostHogClient:
             self.stats.reached(depth)
             try:
                 with self._in_flight:
-                    response = self.session.request(method, url, json=json_body, timeout=self.timeout)
+                    # No redirects: requests would follow a 307 on POST …/query/ by re-POSTing to its Location,
+                    # past the read-only guard, and a Location may name another host.
+                    response = self.session.request(method, url, json=json_body, timeout=self.timeout,
+                                                    allow_redirects=False)
                     _ = response.content  # the body is read while the slot is held
             except (requests.Timeout, requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
                 error = ApiError("network", f"could not reach {self.host}: {_short(exc)}", url=url)
@@ -277,6 +313,8 @@ class PostHogClient:
                 attempt += 1
                 continue
             status = response.status_code
+            if 300 <= status < 400:  # not retried: the same request would be redirected again
+                raise redirect_error("PostHog", status, response.headers.get("Location"), url)
             if kind == "hogql" and status in (504, 512):
                 # Too slow for PostHog's limit: the same query would fail again (and spend the hourly budget).
                 raise _error_for(response, url)
@@ -350,7 +388,7 @@ class PostHogClient:
         if not isinstance(first, dict) or "results" not in first:
             raise ApiError("bad_response", f"{_path(self.url(path))} did not return a list", url=path)
         results: list[Any] = list(first.get("results") or [])
-        next_url = first.get("next")
+        next_url = self._link(self.url(path, params), first.get("next"))
         count = first.get("count")
         if enough and enough(results):
             return results
@@ -396,8 +434,19 @@ class PostHogClient:
             if not isinstance(body, dict):
                 raise ApiError("bad_response", f"{_path(url)} did not return a page", url=url)
             items.extend(body.get("results") or [])
-            url = body.get("next")
+            url = self._link(url, body.get("next"))
         return items
+
+    @staticmethod
+    def _link(page_url: str, link: Any) -> str | None:
+        """A `next` link from a page, resolved against that page's URL. Where it points is checked by request():
+        a link to another host is never requested."""
+        if link is None or link == "":
+            return None
+        if not isinstance(link, str):
+            raise ApiError("bad_response", f"unexpected answer from {_path(page_url)}: `next` is not a URL",
+                           url=page_url)
+        return urljoin(page_url, link)
 
     def _follow_has_next(self, path: str, params: dict[str, Any], offset: int) -> list[Any]:
         items: list[Any] = []
@@ -449,6 +498,10 @@ class PostHogClient:
         query_id = status.get("id")
         if not query_id:
             raise ApiError("bad_response", "an async query came back without an id to poll")
+        # The id goes into the poll URL's path: a plain id only, so no answer can steer the poll elsewhere.
+        if not isinstance(query_id, str) or not re.fullmatch(r"[A-Za-z0-9_-]{1,128}", query_id):
+            raise ApiError("bad_response", f"an async query came back with an id that is not a plain id: "
+                           f"{shown_url(query_id)}")
         deadline = time.monotonic() + self.query_poll_timeout
         wait = 0.5
         while True:
@@ -478,6 +531,12 @@ def _short(exc: Exception) -> str:
     if "refused" in text.lower():
         return "connection refused"
     return text.split("(Caused by")[0].strip()[:160]
+
+
+def redirect_error(service: str, status: int, location: str | None, url: str) -> ApiError:
+    where = f"to {shown_url(location)}" if location else "without a Location"
+    return ApiError("redirect", f"{service} answered {status} for {_path(url)}, redirecting {where}: posthog-auditor "
+                    "follows no redirects (check the host)", status, url)
 
 
 def _error_for(response: requests.Response, url: str) -> ApiError:

@@ -1,6 +1,7 @@
 """A small Vitally REST client: Basic auth, cursor pagination, RateLimit-* backoff, and the only two writes
 the tool makes (its own account traits, and one note per audit run). `dry_run` records writes instead of
-sending them. The key is never logged or stored."""
+sending them. The key is never logged or stored, and goes to the configured base only: the client follows no
+redirects and requests no URL on another scheme, host or port (the same rule as the PostHog client)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from urllib.parse import quote
 
 import requests
 
-from auditor.posthog_api import ApiError, default_sleep
+from auditor.posthog_api import ApiError, default_sleep, redirect_error, same_origin, shown_url
 
 EU_BASE = "https://rest.vitally-eu.io/resources"
 MAX_PAGES = 1_000
@@ -54,17 +55,23 @@ class VitallyClient:
     # ---- transport -----------------------------------------------------------------------------
 
     def _send(self, method: str, path: str, params: dict[str, Any] | None = None, body: Any = None) -> Any:
-        url = self.base + path
+        url = path if path.startswith(("http://", "https://")) else self.base + path
+        if not same_origin(url, self.base):
+            raise ApiError("foreign_host", f"Vitally sent a link to another host: {shown_url(url)}", url=url)
         wait = self.sleep or default_sleep
         for attempt in range(self.max_retries + 1):
             self.requests_made += 1
             try:
-                response = self.session.request(method, url, params=params, json=body, timeout=self.timeout)
+                # No redirects: a 307 would re-send a write (and the key) to wherever its Location points.
+                response = self.session.request(method, url, params=params, json=body, timeout=self.timeout,
+                                                allow_redirects=False)
             except (requests.Timeout, requests.ConnectionError):
                 if attempt == self.max_retries:
                     raise ApiError("network", "could not reach Vitally", url=path) from None
                 wait(min(2**attempt, 30))
                 continue
+            if 300 <= response.status_code < 400:  # not retried: it would be redirected again
+                raise redirect_error("Vitally", response.status_code, response.headers.get("Location"), url)
             if response.status_code == 429 or response.status_code >= 500:
                 if attempt == self.max_retries:
                     raise ApiError("rate_limited" if response.status_code == 429 else "server",
