@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from requests.adapters import BaseAdapter
 
 from auditor.facts import gather
@@ -214,3 +216,271 @@ def test_vitally_sends_nothing_to_another_host(catcher):
         vitally_client(vitally).get(f"{catcher.url}/resources/accounts")
     assert str(info.value) == f"Vitally sent a link to another host: {catcher.url}/resources/accounts"
     assert catcher.seen == [] and vitally.requests == []
+
+
+# ---- 3. a malformed answer never becomes a pass -----------------------------------------------------------
+
+PID = "4242"
+# Fact -> the path of the answer it relies on (the one poisoned). HogQL facts read the query endpoint.
+GATHERER_PATHS = {
+    "organization": "/api/organizations/{org}/",
+    "members": "/api/organizations/{org}/members/",
+    "cube": f"/api/projects/{PID}/query/",
+    "identity": f"/api/projects/{PID}/query/",
+    "replay": f"/api/projects/{PID}/query/",
+    "sdk_health": f"/api/projects/{PID}/sdk_health/report/",
+    "ingestion_warnings": f"/api/projects/{PID}/ingestion_warnings_v2/",
+    "groups": f"/api/projects/{PID}/groups_types/",
+    "billing": "/api/billing/",
+    "person_properties": f"/api/projects/{PID}/property_definitions/",
+    "insights": f"/api/projects/{PID}/insights/",
+    "flags": f"/api/projects/{PID}/feature_flags/",
+    "warehouse_sources": f"/api/projects/{PID}/external_data_sources/",
+    "warehouse_jobs": f"/api/projects/{PID}/external_data_sources/{{source}}/jobs/",
+    "saved_queries": f"/api/projects/{PID}/warehouse_saved_queries/",
+    "actions": f"/api/projects/{PID}/actions/",
+    "dashboards": f"/api/projects/{PID}/dashboards/",
+    "cohorts": f"/api/projects/{PID}/cohorts/",
+    "playlists": f"/api/projects/{PID}/session_recording_playlists/",
+    "experiments": f"/api/projects/{PID}/experiments/",
+    "view_links": f"/api/projects/{PID}/warehouse_view_links/",
+    "symbol_sets": f"/api/projects/{PID}/error_tracking/symbol_sets/",
+    "error_issues": f"/api/projects/{PID}/error_tracking/issues/",
+    "surveys": f"/api/projects/{PID}/surveys/",
+}
+HUGE = 10**18
+
+
+def test_every_gatherer_is_covered():
+    from auditor.facts import GATHERERS
+
+    assert set(GATHERERS) - {"project"} == set(GATHERER_PATHS)  # a new gatherer needs its path here
+
+
+def path_of(name: str, scenario) -> str:
+    source = scenario.lists["external_data_sources/"][0]["id"]
+    return GATHERER_PATHS[name].format(org=scenario.organization["id"], source=source)
+
+
+def huge_page(standin, path: str, count: int = HUGE) -> dict[str, Any]:
+    """A first page that claims more items than any audit would read, with a `next` link to go and get them."""
+    return {"count": count, "next": f"{standin.url}{path}?limit=1&offset=1", "previous": None, "results": []}
+
+
+def gather_poisoned(standin, scenario, name: str, body: Any):
+    """Gather one fact while its answer is `body` (a 200); returns the fact and the requests its path got."""
+    path = path_of(name, scenario)
+    standin.faults[:] = [Fault(f"^{path}$", status=200, body=body, times=1)]
+    before = len(standin.requests)
+    with fast_client(standin.url, standin.api_key, max_retries=0) as client:
+        facts = gather(client, PID, [name], scopes=None, project=scenario.project)
+    standin.faults.clear()
+    hits = sum(1 for _, p in standin.requests[before:] if p.startswith(path.split("?")[0]))
+    return facts.values[name], hits
+
+
+def assert_refused(fact, name: str) -> None:
+    assert fact.status == "error", (name, fact)
+    assert fact.error.startswith("unexpected answer from /api/"), (name, fact.error)
+
+
+MALFORMED = {
+    "empty object": {},
+    "results null": {"count": 3, "next": None, "previous": None, "results": None},
+    "a string": "Service temporarily unavailable",
+    "non-objects": [1, "two", None, [3]],
+    "page of non-objects": {"count": 2, "next": None, "previous": None, "results": ["a", 2]},
+}
+
+
+@pytest.mark.parametrize("name", sorted(GATHERER_PATHS))
+def test_a_malformed_answer_makes_the_fact_an_error(standin, scenario, name):
+    for kind, body in MALFORMED.items():
+        fact, _ = gather_poisoned(standin, scenario, name, body)
+        assert_refused(fact, f"{name} answering {kind}")
+    # A huge count: refused on the first answer, not one of the 10**18 claimed items is asked for.
+    fact, hits = gather_poisoned(standin, scenario, name, huge_page(standin, path_of(name, scenario)))
+    assert hits == 1
+    if name == "warehouse_jobs":  # reads a source's most recent page on purpose: its count is not followed
+        assert fact.status == "ok"
+    else:
+        assert_refused(fact, name)
+        if name not in ("organization", "sdk_health", "billing", "cube", "identity", "replay"):  # not lists
+            assert "more than 2000 pages" in fact.error
+
+
+JSON_SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8)
+NON_OBJECTS = st.lists(JSON_SCALARS | st.lists(JSON_SCALARS, max_size=2), min_size=1, max_size=4)
+# Answers of the wrong shape, each of the kinds the issue names, with whatever else the server adds around them.
+MALFORMED_BODIES = st.one_of(
+    st.dictionaries(st.sampled_from(["count", "next", "previous", "detail", "status"]),
+                    st.none() | st.integers(0, 5), max_size=3),                       # {} and its like
+    st.fixed_dictionaries({"results": st.none() | st.text(max_size=8) | st.integers() | st.booleans()},
+                          optional={"count": st.integers(0, 5), "next": st.none()}),  # `results` not a list
+    st.text(max_size=30),                                                              # a string
+    NON_OBJECTS,                                                                       # a list of non-objects
+    st.fixed_dictionaries({"results": NON_OBJECTS}, optional={"count": st.integers(0, 5)}),
+    st.integers(min_value=10_000_000, max_value=10**30).map(lambda n: ("huge count", n)),
+)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.sampled_from(sorted(GATHERER_PATHS)), body=MALFORMED_BODIES)
+def test_no_malformed_answer_is_ever_gathered_as_ok(standin, scenario, name, body):
+    """Property: whatever wrong shape a gatherer's answer has, the fact is `error`, never an empty `ok`."""
+    if isinstance(body, tuple):  # a page claiming `n` items (its next link needs the stand-in's address)
+        if name == "warehouse_jobs":  # reads one page on purpose: a count is not followed there
+            return
+        body = huge_page(standin, path_of(name, scenario), body[1])
+    fact, hits = gather_poisoned(standin, scenario, name, body)
+    assert_refused(fact, name)
+    assert hits == 1
+
+
+def test_the_project_itself_is_checked(standin, scenario):
+    from auditor.facts import fetch_project
+
+    for body in MALFORMED.values():
+        standin.faults[:] = [Fault(rf"^/api/projects/{PID}/$", status=200, body=body)]
+        with fast_client(standin.url, standin.api_key) as client, \
+                pytest.raises(ApiError, match=rf"^unexpected answer from /api/projects/{PID}/: "):
+            fetch_project(client, PID)
+    standin.faults[:] = [Fault(rf"^/api/projects/{PID}/$", status=200, body={**scenario.project, "app_urls": "x"})]
+    with fast_client(standin.url, standin.api_key) as client, pytest.raises(ApiError, match="`app_urls` is a string"):
+        fetch_project(client, PID)
+
+
+def test_an_empty_members_list_is_an_error(standin, scenario):
+    fact, _ = gather_poisoned(standin, scenario, "members", {"count": 0, "next": None, "previous": None,
+                                                             "results": []})
+    assert_refused(fact, "members")
+    assert "always at least one" in fact.error
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ({"columns": ["kind"], "results": None}, "`results` of 'posthog-auditor cube' is null"),
+    ({"columns": ["kind"], "results": [["totals"], "row"]}, "holds a row that is not a list"),
+    ({"columns": ["kind"], "results": [{"kind": "totals"}]}, "holds a row that is not a list"),
+    ({"columns": "kind", "results": []}, "`columns` of 'posthog-auditor cube' is not a list of column names"),
+    ({"columns": [1], "results": []}, "not a list of column names"),
+    ({"results": []}, "not a list of column names"),
+    ({"columns": [], "results": [], "limit": "all"}, "`limit` of 'posthog-auditor cube' is a string"),
+    ({"query_status": "done"}, "`query_status` is a string"),
+])
+def test_hogql_answers_of_the_wrong_shape_are_refused(standin, scenario, body, message):
+    standin.faults.append(Fault(r"/query/$", status=200, body=body))
+    with fast_client(standin.url, standin.api_key) as client, pytest.raises(ApiError) as info:
+        client.query(PID, "SELECT 1 LIMIT 10", name="posthog-auditor cube")
+    assert info.value.kind == "bad_response" and message in str(info.value)
+
+
+def test_an_async_poll_of_the_wrong_shape_is_refused(standin, scenario):
+    scenario.async_queries = True
+    standin.faults.append(Fault(r"/query/q1/$", status=200, body=["complete"]))
+    with fast_client(standin.url, standin.api_key) as client, \
+            pytest.raises(ApiError, match=r"unexpected answer from .*/query/q1/: expected an object"):
+        client.query(PID, "SELECT 1 LIMIT 10", name="posthog-auditor cube")
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ({"count": "many", "next": None, "results": []}, "`count` is a string"),
+    ({"count": -1, "next": None, "results": []}, "`count` is a number, not a number of items"),
+    ({"count": 3, "next": 7, "results": []}, "`next` is a number, not a URL"),
+])
+def test_list_pages_of_the_wrong_shape_are_refused(standin, scenario, body, message):
+    standin.faults.append(Fault(r"/cohorts/$", status=200, body=body))
+    with fast_client(standin.url, standin.api_key) as client, pytest.raises(ApiError) as info:
+        client.project_list(PID, "cohorts/")
+    assert message in str(info.value)
+
+
+def test_a_later_page_of_the_wrong_shape_is_refused(standin, scenario):
+    scenario.lists["cohorts/"] = [{"id": i} for i in range(5)]
+    standin.faults.append(Fault(r"/cohorts/$", status=200, body={"count": 5, "next": None, "results": None},
+                                times=99))
+    scenario.max_limit = 2
+    standin.faults[0].times = 99
+    with fast_client(standin.url, standin.api_key) as client, pytest.raises(ApiError, match="`results` is null"):
+        client.project_list(PID, "cohorts/", {"limit": 2})
+
+
+def test_an_endless_chain_of_next_links_stops_at_max_pages(standin, scenario, monkeypatch):
+    import auditor.posthog_api as api
+
+    monkeypatch.setattr(api, "MAX_PAGES", 5)
+    # Every page names a fresh next page: no loop to detect, only the page limit stops it.
+    standin.faults[:] = [Fault(r"/cohorts/$", status=200, body={
+        "next": f"{standin.url}/api/projects/{PID}/cohorts/?cursor={i}", "results": [{"id": i}]}) for i in range(20)]
+    with fast_client(standin.url, standin.api_key) as client, pytest.raises(ApiError, match="past 5 pages"):
+        client.project_list(PID, "cohorts/")
+    assert standin.count(r"/cohorts/$") == 6
+
+
+# ---- 3, at the check level: what a malformed answer does to the verdict -----------------------------------
+
+def audit_poisoned(standin, faults: list[Fault], only_fact: str | None = None) -> dict[str, Any]:
+    from auditor.audit import audit_project
+    from auditor.config import Settings
+    from auditor.registry import load_registry
+
+    registry = load_registry(plugins=False)
+    checks = registry.select()
+    if only_fact:  # the checks built on this fact (the scope's facts are gathered whatever runs)
+        checks = [c for c in checks if only_fact in (*c.meta.requires, *c.meta.uses)]
+    standin.faults[:] = faults
+    with fast_client(standin.url, standin.api_key, max_retries=0) as client:
+        return audit_project(client, PID, registry, checks, Settings())
+
+
+def statuses(run: dict[str, Any]) -> dict[str, str]:
+    return {r["id"]: r["status"] for r in run["results"]}
+
+
+@pytest.mark.parametrize("scenario", ["healthy"], indirect=True)
+def test_ingestion_warnings_answering_an_empty_object_do_not_pass(standin, scenario):
+    assert statuses(audit_poisoned(standin, []))["platform.ingestion-warnings"] == "pass"  # the baseline
+    run = audit_poisoned(standin, [Fault(r"/ingestion_warnings_v2/$", status=200, body={})])
+    result = next(r for r in run["results"] if r["id"] == "platform.ingestion-warnings")
+    assert result["status"] == "error"
+    assert "unexpected answer from /api/projects/4242/ingestion_warnings_v2/" in result["summary"]
+    assert not run["readiness"]["ready"]
+
+
+@pytest.mark.parametrize("scenario", ["healthy"], indirect=True)
+def test_feature_flags_answering_results_null_do_not_pass_stale_rollouts(standin, scenario):
+    assert statuses(audit_poisoned(standin, []))["feature_flags.stale-rollouts"] == "pass"  # the baseline
+    run = audit_poisoned(standin, [Fault(r"/feature_flags/$", status=200, body={"count": 0, "results": None})])
+    assert statuses(run)["feature_flags.stale-rollouts"] == "error"
+    assert "`results` is null" in run["facts"]["flags"]["error"]
+
+
+@pytest.mark.parametrize("scenario", ["healthy"], indirect=True)
+def test_an_empty_members_list_does_not_leave_a_ready_project_ready(standin, tmp_path):
+    from tests.test_handover import FULL_ATTESTATIONS, audit, report
+
+    attestations = tmp_path / "attestations.toml"
+    attestations.write_text(FULL_ATTESTATIONS)
+    standin.faults[:] = [Fault(r"/members/$", status=200, body={"count": 0, "next": None, "results": []})]
+    result = audit(standin, tmp_path / "out", "--attestations", str(attestations))
+    run = report(tmp_path / "out")
+    assert result.exit_code == 1 and run["readiness"]["ready"] is False
+    assert statuses(run)["platform.owners-and-admins"] == "error"
+    assert run["facts"]["members"]["status"] == "error"
+    assert "always at least one item" in run["facts"]["members"]["error"]
+
+
+@pytest.mark.parametrize("scenario", ["healthy"], indirect=True)
+@pytest.mark.parametrize("fact", [*sorted(set(GATHERER_PATHS) - {"cube", "identity", "replay"}), "hogql"])
+def test_no_check_built_on_a_malformed_answer_passes(standin, scenario, fact):
+    """Each answer in turn answers `{}`: every check that requires that fact is `error`, none passes."""
+    path = path_of("cube" if fact == "hogql" else fact, scenario)
+    run = audit_poisoned(standin, [Fault(f"^{path}$", status=200, body={}, times=3)],
+                         only_fact=None if fact == "hogql" else fact)
+    names = ("cube", "identity", "replay") if fact == "hogql" else (fact,)
+    assert all(run["facts"][n]["status"] == "error" for n in names)
+    from auditor.registry import load_registry
+
+    requiring = {c.id for c in load_registry(plugins=False).select() if set(c.meta.requires) & set(names)}
+    got = statuses(run)
+    assert {check_id: got[check_id] for check_id in requiring} == dict.fromkeys(requiring, "error")
