@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 import requests
 
-from auditor.posthog_api import ApiError, default_sleep, redirect_error, same_origin, shown_url
+from auditor.posthog_api import ApiError, default_sleep, kind_of, redirect_error, same_origin, shown_url
 
 EU_BASE = "https://rest.vitally-eu.io/resources"
 MAX_PAGES = 1_000
@@ -102,9 +102,11 @@ class VitallyClient:
         items: list[Any] = []
         seen: set[str] = set()
         for _ in range(MAX_PAGES):
-            body = self.get(path, params) or {}
-            items.extend(body.get("results") or [])
+            body = self.get(path, params)
+            items.extend(_results(body, path))
             cursor = body.get("next")
+            if cursor is not None and not isinstance(cursor, str | int):
+                raise _unexpected(path, f"`next` is {kind_of(cursor)}, not a cursor")
             if not cursor:
                 return items
             if cursor in seen:
@@ -117,7 +119,11 @@ class VitallyClient:
 
     def account(self, account_id: str) -> dict[str, Any]:
         """By Vitally id or by externalId (PostHog's organization id)."""
-        return self.get(f"/accounts/{quote(account_id, safe='')}")
+        path = f"/accounts/{quote(account_id, safe='')}"
+        body = self.get(path)
+        if not isinstance(body, dict):
+            raise _unexpected(path, f"expected an account object, got {kind_of(body)}")
+        return body
 
     def accounts(self, status: str = "active") -> list[dict[str, Any]]:
         return self.get_list("/accounts", {"status": status})
@@ -130,7 +136,7 @@ class VitallyClient:
 
     def custom_fields(self, model: str = "accounts") -> list[dict[str, Any]]:
         body = self.get("/customFields", {"model": model})
-        return body if isinstance(body, list) else list((body or {}).get("results") or [])
+        return body if isinstance(body, list) else _results(body, "/customFields")
 
     # ---- the only writes -----------------------------------------------------------------------
 
@@ -152,6 +158,19 @@ class VitallyClient:
         if self.dry_run:
             return None
         return self._send(method, path, body=body)
+
+
+def _unexpected(path: str, what: str) -> ApiError:
+    return ApiError("bad_response", f"unexpected answer from Vitally {path}: {what}", url=path)
+
+
+def _results(body: Any, path: str) -> list[Any]:
+    """A page's items: an answer of another shape is an error, never an empty list (no note is not no answer)."""
+    if not isinstance(body, dict):
+        raise _unexpected(path, f"expected a page (an object with `results`), got {kind_of(body)}")
+    if not isinstance(body.get("results"), list):
+        raise _unexpected(path, f"`results` is {kind_of(body.get('results'))}, not a list")
+    return body["results"]
 
 
 def now_iso() -> str:

@@ -225,6 +225,38 @@ def test_vitally_sends_nothing_to_another_host(catcher):
     assert catcher.seen == [] and vitally.requests == []
 
 
+
+@contextmanager
+def vitally_answering(body: Any, path_pattern: str) -> Iterator[Any]:
+    import re
+
+    with running_vitally() as vitally:
+        plain = vitally.handle
+
+        def handle(m: str, path: str, query: dict[str, str], request_body: Any) -> tuple[int, dict[str, str], Any]:
+            if re.search(path_pattern, path):
+                return 200, {}, body
+            return plain(m, path, query, request_body)
+
+        vitally.handle = handle
+        yield vitally
+
+
+@pytest.mark.parametrize(("body", "call", "message"), [
+    ({"results": None, "next": None}, lambda c: c.account_notes("vit-1"), "`results` is null"),
+    ("maintenance", lambda c: c.accounts(), "expected a page"),
+    ({}, lambda c: c.account_users("vit-1"), "`results` is null"),
+    ({"results": [], "next": {"from": 1}}, lambda c: c.accounts(), "`next` is an object"),
+    (["vit-1"], lambda c: c.account("vit-1"), "expected an account object, got a list"),
+    ({"results": "x"}, lambda c: c.custom_fields(), "`results` is a string"),
+])
+def test_vitally_answers_of_the_wrong_shape_are_errors(body, call, message):
+    with vitally_answering(body, r"^/resources/(accounts|customFields)") as vitally, \
+            pytest.raises(ApiError) as info:
+        call(vitally_client(vitally))
+    assert info.value.kind == "bad_response" and message in str(info.value)
+
+
 # ---- 3. a malformed answer never becomes a pass -----------------------------------------------------------
 
 PID = "4242"
