@@ -107,9 +107,9 @@ def same_origin(url: str, base: str) -> bool:
     return own is not None and origin(url) == own
 
 
-def shown_url(url: Any) -> str:
-    """A URL from a response, as an error message may quote it (bounded, one line)."""
-    text = str(url)
+def shown(value: Any) -> str:
+    """A value from a response (a URL, an id, a count), as an error message may quote it: bounded, one line."""
+    text = str(value)
     text = "".join(ch if ch.isprintable() else "?" for ch in text)
     return text if len(text) <= 200 else text[:200] + "…"
 
@@ -288,7 +288,7 @@ class PostHogClient:
         if not same_origin(url, self.host):
             # The key goes to the configured host only: a `next` link to another port, host or scheme (an
             # https -> http downgrade too) is refused before anything is sent.
-            raise ApiError("foreign_host", f"PostHog sent a link to another host: {shown_url(url)}", url=url)
+            raise ApiError("foreign_host", f"PostHog sent a link to another host: {shown(url)}", url=url)
         self._guard(method, url)
         attempt = 0
         while True:
@@ -396,7 +396,7 @@ class PostHogClient:
             # caller needs only the first items: such an answer is not a list to trust).
             pages = -(-(count - len(results)) // max(1, len(results)))
             if pages > MAX_PAGES:
-                raise unexpected(where, f"it reports {shown_url(count)} items, more than {MAX_PAGES} pages to read")
+                raise unexpected(where, f"it reports {shown(count)} items, more than {MAX_PAGES} pages to read")
         if enough and enough(results):
             return results
         if next_url and count is not None and "offset=" in next_url and enough is None:
@@ -421,7 +421,7 @@ class PostHogClient:
             raise unexpected(_path(next_url), "its `next` link has a negative limit or offset")
         # Counted, not listed: a range of 10**18 offsets must cost nothing before it is refused.
         if -(-(count - start) // limit) > MAX_PAGES:
-            raise unexpected(_path(next_url), f"it reports {shown_url(count)} items, more than {MAX_PAGES} pages "
+            raise unexpected(_path(next_url), f"it reports {shown(count)} items, more than {MAX_PAGES} pages "
                              "to read")
         offsets = range(start, count, limit)
 
@@ -530,7 +530,7 @@ class PostHogClient:
         # The id goes into the poll URL's path: a plain id only, so no answer can steer the poll elsewhere.
         if not isinstance(query_id, str) or not re.fullmatch(r"[A-Za-z0-9_-]{1,128}", query_id):
             raise ApiError("bad_response", f"an async query came back with an id that is not a plain id: "
-                           f"{shown_url(query_id)}")
+                           f"{shown(query_id)}")
         deadline = time.monotonic() + self.query_poll_timeout
         wait = 0.5
         while True:
@@ -593,7 +593,7 @@ def _short(exc: Exception) -> str:
 
 
 def redirect_error(service: str, status: int, location: str | None, url: str) -> ApiError:
-    where = f"to {shown_url(location)}" if location else "without a Location"
+    where = f"to {shown(location)}" if location else "without a Location"
     return ApiError("redirect", f"{service} answered {status} for {_path(url)}, redirecting {where}: posthog-auditor "
                     "follows no redirects (check the host)", status, url)
 

@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 import requests
 
-from auditor.posthog_api import ApiError, default_sleep, kind_of, redirect_error, same_origin, shown_url
+from auditor.posthog_api import ApiError, default_sleep, kind_of, redirect_error, same_origin, shown
 
 EU_BASE = "https://rest.vitally-eu.io/resources"
 MAX_PAGES = 1_000
@@ -57,7 +57,7 @@ class VitallyClient:
     def _send(self, method: str, path: str, params: dict[str, Any] | None = None, body: Any = None) -> Any:
         url = path if path.startswith(("http://", "https://")) else self.base + path
         if not same_origin(url, self.base):
-            raise ApiError("foreign_host", f"Vitally sent a link to another host: {shown_url(url)}", url=url)
+            raise ApiError("foreign_host", f"Vitally sent a link to another host: {shown(url)}", url=url)
         wait = self.sleep or default_sleep
         for attempt in range(self.max_retries + 1):
             self.requests_made += 1

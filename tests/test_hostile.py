@@ -186,6 +186,17 @@ def test_a_redirect_makes_the_fact_an_error(standin, scenario, catcher):
     assert facts.status("groups") == "error" and "redirecting to" in facts.reason("groups")
 
 
+
+def test_a_host_that_redirects_is_a_one_line_error(standin, scenario, catcher, tmp_path):
+    """E.g. --host http://… on a PostHog that redirects to https: the audit says so instead of following."""
+    from tests.test_cli import assert_one_line_error, audit_args, invoke
+
+    standin.faults.append(Fault(r"^/api/", status=301, headers={"Location": f"{catcher.url}/api/"}, times=99))
+    result = invoke(audit_args(standin, tmp_path), {"POSTHOG_PERSONAL_API_KEY": standin.api_key})
+    assert_one_line_error(result, 2, f"redirecting to {catcher.url}/api/: posthog-auditor follows no redirects")
+    assert catcher.seen == []
+
+
 @contextmanager
 def vitally_redirecting(location: str, method: str) -> Iterator[Any]:
     with running_vitally() as vitally:
