@@ -13,7 +13,7 @@ from typing import Any
 
 from auditor import __version__
 from auditor.config import Settings
-from auditor.facts import Fact, Facts, fetch_project, gather, read_key_scopes
+from auditor.facts import ANY_ID, Fact, Facts, expect, fetch_project, gather, read_key_scopes
 from auditor.model import SCHEMA_VERSION, Check
 from auditor.posthog_api import ApiError, PostHogClient
 from auditor.registry import Registry
@@ -162,7 +162,9 @@ def combine_account(runs: list[dict[str, Any]], hooks: ProductHooks | None = Non
     if len(runs) == 1:
         return runs[0]
     hooks = hooks or default_hooks()
-    first = runs[0]
+    # An unreadable project (an errored section) names no organization and has no scope: take a readable one's.
+    readable = [run for run in runs if not run.get("error")] or runs
+    first = readable[0]
 
     def name(run: dict[str, Any]) -> str:
         return str(run["target"].get("project_name") or run["target"].get("project_id"))
@@ -183,9 +185,10 @@ def combine_account(runs: list[dict[str, Any]], hooks: ProductHooks | None = Non
             base.update(score=worst[1]["score"], state="scored", reason=f"lowest: {name(worst[0])}")
         categories.append(base)
     reasons: list[str] = []
-    for run in runs:
+    for run in sorted(runs, key=lambda r: not r.get("error")):  # a project that could not be read is said first
         for reason in run["readiness"]["reasons"]:
-            shared = all(reason in other["readiness"]["reasons"] for other in runs)
+            # Said once when every audited project gives it (org-wide); with one, each says whose it is.
+            shared = len(readable) > 1 and all(reason in other["readiness"]["reasons"] for other in readable)
             text = reason if shared else f"{name(run)}: {reason}"
             if text not in reasons:
                 reasons.append(text)
@@ -240,17 +243,40 @@ def combine_account(runs: list[dict[str, Any]], hooks: ProductHooks | None = Non
     }
 
 
-def organization_projects(client: PostHogClient, project_id: str | None) -> list[str]:
-    """Every project of the organization that owns project_id (or of the key's current organization)."""
-    org = "@current"
-    if project_id:
+def organization_projects(client: PostHogClient, project_id: str | None,
+                          organization: str | None = None) -> dict[str, str | None]:
+    """Every project (id -> name) of `organization`, else of the organization that owns project_id, else of the
+    key's current organization."""
+    org = organization or "@current"
+    if project_id and not organization:
         owner = fetch_project(client, project_id).get("organization")
         org = str(owner.get("id") if isinstance(owner, dict) else owner)
-    projects = client.get_list(f"/api/organizations/{org}/projects/", {"limit": 100})
-    ids = [str(p["id"]) for p in projects if isinstance(p, dict) and p.get("id") is not None]
-    if not ids:
+    path = f"/api/organizations/{org}/projects/"
+    projects = expect(client.get_list(path, {"limit": 100}), path, list, ANY_ID)
+    listed = {str(p["id"]): p.get("name") if isinstance(p.get("name"), str) else None for p in projects}
+    if not listed:
         raise ApiError("not_found", f"organization {org} has no project this key can see")
-    return ids
+    return listed
+
+
+# Errors about the key or the API as a whole, not one project: they stop the account (exit 2 or 3).
+ACCOUNT_WIDE_ERRORS = frozenset({"auth", "network", "rate_limited"})
+
+
+def unreadable_project(client: PostHogClient, project_id: str, name: str | None, error: ApiError,
+                       registry: Registry, settings: Settings, hooks: ProductHooks,
+                       mode: str = "handover") -> dict[str, Any]:
+    """A project of the account the key cannot read (e.g. 403 for a key scoped to other projects): a section of
+    its own that says why, judged nothing, scored unknown, never ready, so the account is not ready either."""
+    reason = f"Project {project_id} could not be audited: {error}"
+    target = {"host": client.host, "project_id": str(project_id), "project_name": name, "organization_id": None,
+              "organization_name": None}
+    facts = Facts(values={"project": Fact("error", error=str(error))}, as_of=datetime.now(UTC), target=target)
+    run = evaluate(facts, registry, [], settings, hooks=hooks, mode=mode)  # a RunResult every renderer reads
+    run["readiness"] = {"score": None, "ready": False, "reasons": [reason],
+                        **({"band": "Unknown"} if mode == "health" else {})}
+    run["error"] = reason
+    return run
 
 
 def audit_target(
@@ -261,18 +287,34 @@ def audit_target(
     settings: Settings,
     *,
     all_projects: bool = False,
+    organization: str | None = None,
     hooks: ProductHooks | None = None,
     save_facts: Callable[[Facts], None] | None = None,
     **options: Any,
 ) -> dict[str, Any]:
     """Audit one account (one or more projects) through an open client. ApiError propagates; the error's
-    `url`/message names the project that failed."""
+    `url`/message names the project that failed.
+
+    With all_projects (or an organization) the projects come from the organization's list, and one the key
+    cannot read becomes an errored section of the account instead of stopping it (projects named one by one
+    still stop it: a typo is the user's to hear about). Nothing readable at all still raises."""
     hooks = hooks or default_hooks()
-    if all_projects:
-        project_ids = organization_projects(client, project_ids[0] if project_ids else None)
-    runs = [
-        audit_project(client, str(pid), registry, checks, settings, hooks=hooks,
-                      save_facts=save_facts if len(project_ids) == 1 else None, **options)
-        for pid in project_ids
-    ]
+    names: dict[str, str | None] = {}
+    whole_organization = all_projects or organization is not None
+    if whole_organization:
+        names = organization_projects(client, project_ids[0] if project_ids else None, organization)
+        project_ids = list(names)
+    runs, first_error = [], None
+    for pid in project_ids:
+        try:
+            runs.append(audit_project(client, str(pid), registry, checks, settings, hooks=hooks,
+                                      save_facts=save_facts if len(project_ids) == 1 else None, **options))
+        except ApiError as exc:
+            if not whole_organization or exc.kind in ACCOUNT_WIDE_ERRORS:
+                raise
+            first_error = first_error or exc
+            runs.append(unreadable_project(client, str(pid), names.get(str(pid)), exc, registry, settings, hooks,
+                                           options.get("mode", "handover")))
+    if first_error is not None and all(run.get("error") for run in runs):
+        raise first_error
     return combine_account(runs, hooks)

@@ -195,13 +195,8 @@ def _audit(ctx: BatchContext, spec: AccountSpec) -> dict[str, Any]:
         settings = replace(settings, paying_for=spec.paying_for)
     # Every client on the same key shares one rate limiter (RateLimiter.for_key), whatever the parallelism.
     with PostHogClient(spec.host, key, session=ctx.session_factory(spec), **settings.client_options(key)) as client:
-        if spec.organization:
-            project_ids = [str(p["id"]) for p in client.get_list(f"/api/organizations/{spec.organization}/projects/",
-                                                                 {"limit": 100}) if isinstance(p, dict)]
-            run = audit_target(client, project_ids, ctx.registry, ctx.checks, settings, hooks=ctx.hooks, **options)
-        else:
-            run = audit_target(client, spec.projects, ctx.registry, ctx.checks, settings,
-                               all_projects=spec.all_projects, hooks=ctx.hooks, **options)
+        run = audit_target(client, spec.projects, ctx.registry, ctx.checks, settings, all_projects=spec.all_projects,
+                           organization=spec.organization, hooks=ctx.hooks, **options)
     run["account"] = spec.name
     if ctx.history_dir is not None:
         with ctx._history_lock:  # one writer at a time: the previous run must be read before this one lands

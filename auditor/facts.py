@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from auditor import queries
-from auditor.posthog_api import ApiError, PostHogClient, QueryResult
+from auditor.posthog_api import ApiError, PostHogClient, QueryResult, kind_of, unexpected
 
 FACTS_FORMAT = "posthog-auditor-facts/1"
 # Lists ask for big pages; a server that caps `limit` says so in its `next` links and the client follows them.
@@ -203,6 +203,46 @@ def _hogql(ctx: GatherContext, name: str, build: Callable[[int], str], window_da
     return _query_fact(result, SHORT_WINDOW_DAYS)
 
 
+# ---- the shapes the checks rely on ----------------------------------------------------------------
+
+Fields = dict[str, type | tuple[type, ...]]
+NONE = type(None)  # among a field's types: the field may be null or absent
+ANY_ID: Fields = {"id": (int, str)}  # every PostHog object has an id: an item without one is not what was asked
+# Project fields the checks read, with the serializer's types (posthog/api/team.py, posthog/api/project.py).
+PROJECT_FIELDS: Fields = {
+    "id": int, "organization": (str, dict), "name": (str, NONE), "app_urls": (list, NONE),
+    "recording_domains": (list, NONE), "session_recording_opt_in": (bool, NONE), "autocapture_opt_out": (bool, NONE),
+    "autocapture_exceptions_opt_in": (bool, NONE), "session_recording_minimum_duration_milliseconds": (int, NONE),
+}
+
+
+def expect(value: Any, path: str, shape: type, fields: Fields | None = None, *, nonempty: bool = False) -> Any:
+    """Fail closed on a 200 of the wrong shape: `value` must be what the checks rely on — an object (shape dict),
+    or a list of objects (shape list: a bare list, or a page whose `results` is one) — whose `fields` have the
+    given types. Anything else raises, so the fact is `error` ("unexpected answer from <path>: …"): an empty or
+    odd answer read as "nothing there" could pass a check. Returns the object or the list."""
+    if shape is list and isinstance(value, dict) and "results" in value:
+        value = value["results"]
+        if not isinstance(value, list):
+            raise unexpected(path, f"`results` is {kind_of(value)}, not a list")
+    if not isinstance(value, shape):
+        raise unexpected(path, f"expected {'a list of objects' if shape is list else 'an object'}, "
+                         f"got {kind_of(value)}")
+    items = value if shape is list else [value]
+    if nonempty and not items:
+        raise unexpected(path, "an empty list, where there is always at least one item")
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise unexpected(path, f"item {i} is {kind_of(item)}, not an object")
+        for name, types in (fields or {}).items():
+            types = types if isinstance(types, tuple) else (types,)
+            field_value = item.get(name)
+            if not isinstance(field_value, types) or (isinstance(field_value, bool) and bool not in types):
+                found = "missing" if name not in item else kind_of(field_value)
+                raise unexpected(path, f"{f'item {i}: ' if shape is list else ''}`{name}` is {found}")
+    return value
+
+
 # ---- the gatherers -----------------------------------------------------------------------------
 
 @gatherer("project", "project:read", "project settings")
@@ -211,7 +251,9 @@ def _project(ctx: GatherContext) -> Any:
 
 
 def _organization_of(ctx: GatherContext) -> Any:
-    return ctx.shared("organization", lambda: ctx.client.get(f"/api/organizations/{ctx.organization_id}/"))
+    """The organization, asked once (the billing gatherer reads its customer id too)."""
+    path = f"/api/organizations/{ctx.organization_id}/"
+    return ctx.shared("organization", lambda: expect(ctx.client.get(path), path, dict, {"id": str, "name": str}))
 
 
 @gatherer("organization", "organization:read", "organization")
@@ -221,7 +263,11 @@ def _organization(ctx: GatherContext) -> Any:
 
 @gatherer("members", "organization_member:read", "organization members")
 def _members(ctx: GatherContext) -> Any:
-    return ctx.client.get_list(f"/api/organizations/{ctx.organization_id}/members/", {"limit": PAGE})
+    path = f"/api/organizations/{ctx.organization_id}/members/"
+    # Never empty: the key's own user is a member (posthog/api/organization_member.py lists active users only,
+    # and the key's user is one). Level: OrganizationMembership.Level (1, 8, 15).
+    return expect(ctx.client.get_list(path, {"limit": PAGE}), path, list, {"level": int, "user": dict},
+                  nonempty=True)
 
 
 @gatherer("cube", "query:read", "30-day event aggregate (HogQL)")
@@ -236,25 +282,32 @@ def _identity(ctx: GatherContext) -> Any:
 
 @gatherer("sdk_health", "project:read", "PostHog's SDK health report")
 def _sdk_health(ctx: GatherContext) -> Any:
-    return ctx.client.get(f"/api/projects/{ctx.project_id}/sdk_health/report/")
+    path = f"/api/projects/{ctx.project_id}/sdk_health/report/"
+    report = expect(ctx.client.get(path), path, dict, {"sdks": list})  # posthog/api/sdk_health.py
+    expect(report["sdks"], f"{path} (sdks)", list)
+    return report
 
 
 @gatherer("ingestion_warnings", "ingestion_warning:read", "ingestion warnings, last 7 days")
 def _ingestion_warnings(ctx: GatherContext) -> Any:
-    body = ctx.client.get(f"/api/projects/{ctx.project_id}/ingestion_warnings_v2/",
-                          {"since": "-7d", "limit": 500, "samples": 20})
-    return body if isinstance(body, list) else list((body or {}).get("results") or [])
+    path = f"/api/projects/{ctx.project_id}/ingestion_warnings_v2/"
+    body = ctx.client.get_list(path, {"since": "-7d", "limit": 500, "samples": 20})
+    # A plain list (posthog/api/ingestion_warnings_v2.py), or pages: `{}` is not "no warnings".
+    return expect(body, path, list, {"type": str, "count": int})
 
 
 @gatherer("groups", "group:read", "group types")
 def _groups(ctx: GatherContext) -> Any:
-    return ctx.client.project_get(ctx.project_id, "groups_types/")
+    # A plain array, not paginated (ee/clickhouse/views/groups.py).
+    return expect(ctx.client.project_list(ctx.project_id, "groups_types/"), f"/api/projects/{ctx.project_id}/"
+                  "groups_types/", list, {"group_type_index": int, "group_type": str})
 
 
 @gatherer("billing", "billing:read", "billing, when it is shown to be the audited organization's",
           also=("user:read",))
 def _billing(ctx: GatherContext) -> Any:
-    body = ctx.client.get("/api/billing/")
+    # ee/billing/billing_manager.py get_billing: every answer carries `products`, the list the checks read.
+    body = expect(ctx.client.get("/api/billing/"), "/api/billing/", dict, {"products": list})
     _billing_belongs_to_audited_organization(ctx, body)
     return body
 
@@ -297,13 +350,16 @@ def _person_properties(ctx: GatherContext) -> Any:
         custom = [i for i in items if isinstance(i, dict) and not str(i.get("name", "$")).startswith("$")]
         return len(custom) >= PERSON_PROPERTIES_WANTED
 
-    return ctx.client.project_list(ctx.project_id, "property_definitions/", {"type": "person", "limit": PAGE},
-                                   enough=enough)
+    return expect(ctx.client.project_list(ctx.project_id, "property_definitions/", {"type": "person", "limit": PAGE},
+                                          enough=enough),
+                  f"/api/projects/{ctx.project_id}/property_definitions/", list, {"name": str})
 
 
 @gatherer("insights", "insight:read", "saved insights")
 def _insights(ctx: GatherContext) -> Any:
-    return ctx.client.project_list(ctx.project_id, "insights/", {"saved": "true", "basic": "true", "limit": PAGE})
+    return expect(ctx.client.project_list(ctx.project_id, "insights/", {"saved": "true", "basic": "true",
+                                                                        "limit": PAGE}),
+                  f"/api/projects/{ctx.project_id}/insights/", list, ANY_ID)
 
 
 @gatherer("replay", "query:read", "recordings per day, last 90 days (HogQL)")
@@ -314,12 +370,15 @@ def _replay(ctx: GatherContext) -> Any:
 @gatherer("flags", "feature_flag:read", "feature flags")
 def _flags(ctx: GatherContext) -> Any:
     # Listing flags with a personal key counts toward the customer's local-evaluation requests: once only.
-    return ctx.client.project_list(ctx.project_id, "feature_flags/", {"limit": PAGE})
+    # `key` and `active` decide every flag check (posthog/api/feature_flag.py FeatureFlagSerializer).
+    return expect(ctx.client.project_list(ctx.project_id, "feature_flags/", {"limit": PAGE}),
+                  f"/api/projects/{ctx.project_id}/feature_flags/", list, {**ANY_ID, "key": str, "active": bool})
 
 
 def _sources(ctx: GatherContext) -> list[Any]:
-    return ctx.shared("warehouse_sources", lambda: ctx.client.project_list(
-        ctx.project_id, "external_data_sources/", {"limit": PAGE}))
+    return ctx.shared("warehouse_sources", lambda: expect(ctx.client.project_list(
+        ctx.project_id, "external_data_sources/", {"limit": PAGE}),
+        f"/api/projects/{ctx.project_id}/external_data_sources/", list, {**ANY_ID, "schemas": (list, NONE)}))
 
 
 @gatherer("warehouse_sources", "external_data_source:read", "data warehouse sources with their schemas")
@@ -332,16 +391,22 @@ def _warehouse_sources(ctx: GatherContext) -> Any:
 def _warehouse_schemas(ctx: GatherContext) -> Any:
     """The source list trims its schemas (ExternalDataSchemaListSerializer: no sync_frequency, incremental_field
     or columns); the schema list has them in full but names no source, so checks join the two on schema id."""
+    path = f"/api/projects/{ctx.project_id}/external_data_schemas/"
     try:
-        return ctx.client.project_list(ctx.project_id, "external_data_schemas/", {"limit": PAGE})
+        return expect(ctx.client.project_list(ctx.project_id, "external_data_schemas/", {"limit": PAGE}), path, list,
+                      {"id": str})
     except ApiError as exc:
         if not exc.unavailable:
             raise
     # Older PostHog keeps the schema list INTERNAL; each source's detail embeds its schemas in full.
     sources = [s for s in _sources(ctx) if isinstance(s, dict) and s.get("id")]
-    details = ctx.client.map(
-        lambda source: ctx.client.project_get(ctx.project_id, f"external_data_sources/{source['id']}/"), sources)
-    return [schema for d in details if isinstance(d, dict) for schema in d.get("schemas") or []]
+
+    def detail(source: dict[str, Any]) -> list[Any]:
+        suffix = f"external_data_sources/{source['id']}/"
+        body = expect(ctx.client.project_get(ctx.project_id, suffix), suffix, dict, {"schemas": list})
+        return expect(body["schemas"], suffix, list, {"id": str})
+
+    return [schema for schemas in ctx.client.map(detail, sources) for schema in schemas]
 
 
 @gatherer("warehouse_jobs", "external_data_source:read", "recent sync jobs per warehouse source")
@@ -350,15 +415,17 @@ def _warehouse_jobs(ctx: GatherContext) -> Any:
 
     def jobs(source: dict[str, Any]) -> list[Any]:
         # Only the most recent page: enough for rows per sync; a source's full job history can be long.
-        body = ctx.client.project_get(ctx.project_id, f"external_data_sources/{source['id']}/jobs/")
-        return body if isinstance(body, list) else list((body or {}).get("results") or [])
+        path = f"external_data_sources/{source['id']}/jobs/"
+        return list(expect(ctx.client.project_get(ctx.project_id, path), f"/api/projects/{ctx.project_id}/{path}",
+                           list, ANY_ID))
 
     return dict(zip([str(s["id"]) for s in sources], ctx.client.map(jobs, sources), strict=True))
 
 
 @gatherer("saved_queries", "warehouse_view:read", "saved SQL views")
 def _saved_queries(ctx: GatherContext) -> Any:
-    return ctx.client.project_list(ctx.project_id, "warehouse_saved_queries/")
+    return expect(ctx.client.project_list(ctx.project_id, "warehouse_saved_queries/"),
+                  f"/api/projects/{ctx.project_id}/warehouse_saved_queries/", list, ANY_ID)
 
 
 # Project lists read as they are: fact -> (scope, path under /api/projects/{id}/, what it is).
@@ -376,7 +443,8 @@ PROJECT_LISTS = {
 
 
 def _project_list(path: str) -> Callable[[GatherContext], Any]:
-    return lambda ctx: ctx.client.project_list(ctx.project_id, path, {"limit": PAGE})
+    return lambda ctx: expect(ctx.client.project_list(ctx.project_id, path, {"limit": PAGE}),
+                              f"/api/projects/{ctx.project_id}/{path}", list, ANY_ID)
 
 
 for _name, (_scope, _path, _description) in PROJECT_LISTS.items():
@@ -398,7 +466,8 @@ def read_key_scopes(client: PostHogClient) -> frozenset[str] | None:
 
 
 def fetch_project(client: PostHogClient, project_id: str) -> dict[str, Any]:
-    return client.project_get(project_id, "")
+    path = f"/api/projects/{project_id}/"
+    return expect(client.project_get(project_id, ""), path, dict, PROJECT_FIELDS)
 
 
 def gather(

@@ -2,7 +2,9 @@
 
 Every request goes through one `requests.Session` with a bounded pool, timeouts, retries with backoff on
 429/5xx (honouring Retry-After) and a rate limiter that can be shared by every audit using the same key.
-The client refuses any method other than GET, except POST to the HogQL query endpoint.
+The client refuses any method other than GET, except POST to the HogQL query endpoint. It follows no redirects
+and sends the key only to the configured host: a URL taken from a response (a `next` link) must have the host's
+scheme, host name and port, or it is not requested at all.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
-from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -40,6 +42,7 @@ _client_serial = itertools.count(1)
 _chain_depth: contextvars.ContextVar[tuple[int, int]] = contextvars.ContextVar("posthog_request_depth",
                                                                                default=(0, 0))
 _QUERY_PATH_RE = re.compile(r"^/api/(projects|environments)/[^/]+/query/?$")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def default_sleep(seconds: float) -> None:
@@ -50,7 +53,8 @@ def default_sleep(seconds: float) -> None:
 class ApiError(Exception):
     """A request that could not be answered. `kind` says what a caller should make of it."""
 
-    # kinds: auth, scope, unsupported, not_found, rate_limited, server, network, bad_response, client
+    # kinds: auth, scope, unsupported, not_found, rate_limited, server, network, bad_response, client,
+    # redirect (a 3xx: never followed), foreign_host (a URL from a response that points elsewhere: never requested)
     def __init__(self, kind: str, message: str, status: int | None = None, url: str = ""):
         super().__init__(message)
         self.kind = kind
@@ -83,6 +87,31 @@ def normalise_host(host: str) -> str:
         raise ValueError(f"host must be 'us', 'eu' or a base URL like https://posthog.example.com, got {host!r}")
     # The ingestion hosts (us.i.posthog.com) do not serve the private API.
     return re.sub(r"^(https?://)(us|eu)\.i\.posthog\.com", r"\1\2.posthog.com", host)
+
+
+def origin(url: str) -> tuple[str, str, int | None, str | None, str | None] | None:
+    """(scheme, host, port, user, password) of a URL, ports made explicit; None when it cannot be parsed."""
+    try:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        return scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(scheme), parts.username, \
+            parts.password
+    except (ValueError, TypeError):
+        return None
+
+
+def same_origin(url: str, base: str) -> bool:
+    """True when url may receive the key meant for base: same scheme (https -> http is a downgrade, so another
+    host), host name and port, and no user info of its own."""
+    own = origin(base)
+    return own is not None and origin(url) == own
+
+
+def shown(value: Any) -> str:
+    """A value from a response (a URL, an id, a count), as an error message may quote it: bounded, one line."""
+    text = str(value)
+    text = "".join(ch if ch.isprintable() else "?" for ch in text)
+    return text if len(text) <= 200 else text[:200] + "…"
 
 
 def scrub_secrets(value: Any) -> Any:
@@ -256,6 +285,10 @@ class PostHogClient:
     def request(self, method: str, url: str, json_body: dict[str, Any] | None = None, kind: str = "rest") -> Any:
         """Send one request with retries; return the decoded JSON (secrets removed) or raise ApiError."""
         method = method.upper()
+        if not same_origin(url, self.host):
+            # The key goes to the configured host only: a `next` link to another port, host or scheme (an
+            # https -> http downgrade too) is refused before anything is sent.
+            raise ApiError("foreign_host", f"PostHog sent a link to another host: {shown(url)}", url=url)
         self._guard(method, url)
         attempt = 0
         while True:
@@ -267,7 +300,10 @@ class PostHogClient:
             self.stats.reached(depth)
             try:
                 with self._in_flight:
-                    response = self.session.request(method, url, json=json_body, timeout=self.timeout)
+                    # No redirects: requests would follow a 307 on POST …/query/ by re-POSTing to its Location,
+                    # past the read-only guard, and a Location may name another host.
+                    response = self.session.request(method, url, json=json_body, timeout=self.timeout,
+                                                    allow_redirects=False)
                     _ = response.content  # the body is read while the slot is held
             except (requests.Timeout, requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
                 error = ApiError("network", f"could not reach {self.host}: {_short(exc)}", url=url)
@@ -277,6 +313,8 @@ class PostHogClient:
                 attempt += 1
                 continue
             status = response.status_code
+            if 300 <= status < 400:  # not retried: the same request would be redirected again
+                raise redirect_error("PostHog", status, response.headers.get("Location"), url)
             if kind == "hogql" and status in (504, 512):
                 # Too slow for PostHog's limit: the same query would fail again (and spend the hourly budget).
                 raise _error_for(response, url)
@@ -347,14 +385,21 @@ class PostHogClient:
         first = self.get(path, params)
         if isinstance(first, list):
             return first
-        if not isinstance(first, dict) or "results" not in first:
-            raise ApiError("bad_response", f"{_path(self.url(path))} did not return a list", url=path)
-        results: list[Any] = list(first.get("results") or [])
-        next_url = first.get("next")
+        where = _path(self.url(path))
+        results = _page_results(first, where)
+        next_url = self._link(self.url(path, params), first.get("next"))
         count = first.get("count")
+        if count is not None and (not isinstance(count, int) or isinstance(count, bool) or count < 0):
+            raise unexpected(where, f"`count` is {kind_of(count)}, not a number of items")
+        if next_url and count is not None:
+            # A count no sane number of pages can reach is refused before any further request (even when the
+            # caller needs only the first items: such an answer is not a list to trust).
+            pages = -(-(count - len(results)) // max(1, len(results)))
+            if pages > MAX_PAGES:
+                raise unexpected(where, f"it reports {shown(count)} items, more than {MAX_PAGES} pages to read")
         if enough and enough(results):
             return results
-        if next_url and isinstance(count, int) and "offset=" in next_url and enough is None:
+        if next_url and count is not None and "offset=" in next_url and enough is None:
             return results + self._remaining_offset_pages(next_url, len(results), count)
         if next_url and "page=" in next_url and "offset=" not in next_url:
             return results + self._follow_next(next_url, results, enough)
@@ -367,18 +412,25 @@ class PostHogClient:
     def _remaining_offset_pages(self, next_url: str, page_size: int, count: int) -> list[Any]:
         parts = urlsplit(next_url)
         query = parse_qs(parts.query)
-        limit = int(query.get("limit", [page_size or 100])[0]) or 100
-        start = int(query.get("offset", [page_size])[0])
-        offsets = list(range(start, count, limit))
-        if len(offsets) > MAX_PAGES:
-            raise ApiError("bad_response", f"{_path(next_url)} reports {count} items, too many pages to read")
+        try:
+            limit = int(query.get("limit", [page_size or 100])[0]) or 100
+            start = int(query.get("offset", [page_size])[0])
+        except ValueError:
+            raise unexpected(_path(next_url), "its `next` link has no usable limit and offset") from None
+        if limit < 0 or start < 0:
+            raise unexpected(_path(next_url), "its `next` link has a negative limit or offset")
+        # Counted, not listed: a range of 10**18 offsets must cost nothing before it is refused.
+        if -(-(count - start) // limit) > MAX_PAGES:
+            raise unexpected(_path(next_url), f"it reports {shown(count)} items, more than {MAX_PAGES} pages "
+                             "to read")
+        offsets = range(start, count, limit)
 
         def page(offset: int) -> list[Any]:
             q = dict(query)
             q["offset"] = [str(offset)]
             q["limit"] = [str(limit)]
-            body = self.request("GET", urlunsplit(parts._replace(query=urlencode(q, doseq=True))))
-            return list((body or {}).get("results") or [])
+            url = urlunsplit(parts._replace(query=urlencode(q, doseq=True)))
+            return _page_results(self.request("GET", url), _path(url))
 
         pages = self.map(page, offsets)
         return [item for chunk in pages for item in chunk]
@@ -389,27 +441,37 @@ class PostHogClient:
         items: list[Any] = []
         url: str | None = next_url
         while url and not (enough and enough([*(before or []), *items])):
-            if url in seen or len(seen) >= MAX_PAGES:
+            if url in seen:
                 raise ApiError("bad_response", f"pagination of {_path(url)} loops back on itself", url=url)
+            if len(seen) >= MAX_PAGES:
+                raise unexpected(_path(url), f"it kept returning `next` links past {MAX_PAGES} pages")
             seen.add(url)
             body = self.request("GET", url)
-            if not isinstance(body, dict):
-                raise ApiError("bad_response", f"{_path(url)} did not return a page", url=url)
-            items.extend(body.get("results") or [])
-            url = body.get("next")
+            items.extend(_page_results(body, _path(url)))
+            url = self._link(url, body.get("next"))
         return items
+
+    @staticmethod
+    def _link(page_url: str, link: Any) -> str | None:
+        """A `next` link from a page, resolved against that page's URL. Where it points is checked by request():
+        a link to another host is never requested."""
+        if link is None or link == "":
+            return None
+        if not isinstance(link, str):
+            raise unexpected(_path(page_url), f"`next` is {kind_of(link)}, not a URL")
+        return urljoin(page_url, link)
 
     def _follow_has_next(self, path: str, params: dict[str, Any], offset: int) -> list[Any]:
         items: list[Any] = []
         limit = int(params.get("limit") or offset or 100)
         for _ in range(MAX_PAGES):
             body = self.get(path, {**params, "limit": limit, "offset": offset})
-            page = list((body or {}).get("results") or [])
+            page = _page_results(body, _path(self.url(path)))
             items.extend(page)
             if not body.get("has_next") or not page:
                 return items
             offset += len(page)
-        raise ApiError("bad_response", f"{path} kept reporting more pages", url=path)
+        raise unexpected(_path(self.url(path)), f"it kept reporting more pages past {MAX_PAGES}")
 
     def map(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
         """Run fn over items on the client's bounded pool, keeping order; the first error propagates."""
@@ -433,22 +495,42 @@ class PostHogClient:
         payload = self._await_query(project_id, payload)
         if payload.get("error"):
             raise ApiError("client", f"HogQL query {name!r} failed: {payload['error']}")
-        columns = list(payload.get("columns") or [])
-        rows = payload.get("results") or []  # kept as PostHog sent them: 50,000 rows need no copy
-        effective_limit = payload.get("limit") or limit
+        # HogQLQueryResponse (posthog/schema.py): `results` rows (lists), `columns` names. Anything else is refused
+        # rather than read as "no rows", which could pass a check.
+        where = f"/api/projects/{project_id}/query/"
+        rows = payload.get("results")  # kept as PostHog sent them: 50,000 rows need no copy
+        if not isinstance(rows, list):
+            raise unexpected(where, f"`results` of {name!r} is {kind_of(rows)}, not a list of rows")
+        if not all(isinstance(row, list) for row in rows):
+            raise unexpected(where, f"`results` of {name!r} holds a row that is not a list")
+        columns = payload.get("columns")
+        if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+            raise unexpected(where, f"`columns` of {name!r} is not a list of column names")
+        returned_limit = payload.get("limit")
+        if returned_limit is not None and (not isinstance(returned_limit, int) or isinstance(returned_limit, bool)):
+            raise unexpected(where, f"`limit` of {name!r} is {kind_of(returned_limit)}, not a number")
+        columns = list(columns)
+        effective_limit = returned_limit or limit
         truncated = bool(payload.get("hasMore")) or (effective_limit is not None and len(rows) >= effective_limit)
         return QueryResult(columns=columns, rows=rows, truncated=truncated, limit=effective_limit)
 
     def _await_query(self, project_id: str | int, payload: Any) -> dict[str, Any]:
         """Follow an async (HTTP 202) query until it completes."""
+        where = f"/api/projects/{project_id}/query/"
         if not isinstance(payload, dict):
-            raise ApiError("bad_response", "the query endpoint returned no JSON object")
+            raise unexpected(where, f"expected an object, got {kind_of(payload)}")
         status = payload.get("query_status") or {}
+        if not isinstance(status, dict):
+            raise unexpected(where, f"`query_status` is {kind_of(status)}, not an object")
         if payload.get("_http_status") != 202 and (not status or status.get("complete", True)):
             return payload
         query_id = status.get("id")
         if not query_id:
             raise ApiError("bad_response", "an async query came back without an id to poll")
+        # The id goes into the poll URL's path: a plain id only, so no answer can steer the poll elsewhere.
+        if not isinstance(query_id, str) or not re.fullmatch(r"[A-Za-z0-9_-]{1,128}", query_id):
+            raise ApiError("bad_response", f"an async query came back with an id that is not a plain id: "
+                           f"{shown(query_id)}")
         deadline = time.monotonic() + self.query_poll_timeout
         wait = 0.5
         while True:
@@ -457,7 +539,9 @@ class PostHogClient:
             self._sleep(wait)
             wait = min(wait * 1.5, 5.0)
             polled = self.project_get(project_id, f"query/{query_id}/")
-            status = (polled or {}).get("query_status") or {}
+            status = polled.get("query_status") if isinstance(polled, dict) else None
+            if not isinstance(status, dict):
+                raise unexpected(f"{where}{query_id}/", "expected an object with a `query_status` object")
             if status.get("error"):
                 raise ApiError("client", f"query failed: {status.get('error_message') or 'unknown error'}")
             if status.get("complete"):
@@ -465,6 +549,34 @@ class PostHogClient:
                 if not isinstance(results, dict):
                     raise ApiError("bad_response", "a finished async query had no results")
                 return results
+
+
+def kind_of(value: Any) -> str:
+    """What a JSON value is, for a message about an answer of the wrong shape."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, dict):
+        return "an empty object" if not value else "an object"
+    if isinstance(value, list):
+        return "an empty list" if not value else "a list"
+    return "a string" if isinstance(value, str) else "a number"
+
+
+def unexpected(where: str, what: str) -> ApiError:
+    """A 200 whose body has the wrong shape: never read as an empty answer (that could pass a check)."""
+    return ApiError("bad_response", f"unexpected answer from {where}: {what}", url=where)
+
+
+def _page_results(body: Any, where: str) -> list[Any]:
+    """The items of one page: an object whose `results` is a list (DRF's pagination, PostHog's recordings)."""
+    if not isinstance(body, dict):
+        raise unexpected(where, f"expected a page (an object with `results`), got {kind_of(body)}")
+    results = body.get("results")
+    if not isinstance(results, list):
+        raise unexpected(where, f"`results` is {kind_of(results) if 'results' in body else 'missing'}, not a list")
+    return results
 
 
 def _path(url: str) -> str:
@@ -478,6 +590,12 @@ def _short(exc: Exception) -> str:
     if "refused" in text.lower():
         return "connection refused"
     return text.split("(Caused by")[0].strip()[:160]
+
+
+def redirect_error(service: str, status: int, location: str | None, url: str) -> ApiError:
+    where = f"to {shown(location)}" if location else "without a Location"
+    return ApiError("redirect", f"{service} answered {status} for {_path(url)}, redirecting {where}: posthog-auditor "
+                    "follows no redirects (check the host)", status, url)
 
 
 def _error_for(response: requests.Response, url: str) -> ApiError:

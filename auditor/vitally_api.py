@@ -1,6 +1,7 @@
 """A small Vitally REST client: Basic auth, cursor pagination, RateLimit-* backoff, and the only two writes
 the tool makes (its own account traits, and one note per audit run). `dry_run` records writes instead of
-sending them. The key is never logged or stored."""
+sending them. The key is never logged or stored, and goes to the configured base only: the client follows no
+redirects and requests no URL on another scheme, host or port (the same rule as the PostHog client)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from urllib.parse import quote
 
 import requests
 
-from auditor.posthog_api import ApiError, default_sleep
+from auditor.posthog_api import ApiError, default_sleep, kind_of, redirect_error, same_origin, shown
 
 EU_BASE = "https://rest.vitally-eu.io/resources"
 MAX_PAGES = 1_000
@@ -54,17 +55,23 @@ class VitallyClient:
     # ---- transport -----------------------------------------------------------------------------
 
     def _send(self, method: str, path: str, params: dict[str, Any] | None = None, body: Any = None) -> Any:
-        url = self.base + path
+        url = path if path.startswith(("http://", "https://")) else self.base + path
+        if not same_origin(url, self.base):
+            raise ApiError("foreign_host", f"Vitally sent a link to another host: {shown(url)}", url=url)
         wait = self.sleep or default_sleep
         for attempt in range(self.max_retries + 1):
             self.requests_made += 1
             try:
-                response = self.session.request(method, url, params=params, json=body, timeout=self.timeout)
+                # No redirects: a 307 would re-send a write (and the key) to wherever its Location points.
+                response = self.session.request(method, url, params=params, json=body, timeout=self.timeout,
+                                                allow_redirects=False)
             except (requests.Timeout, requests.ConnectionError):
                 if attempt == self.max_retries:
                     raise ApiError("network", "could not reach Vitally", url=path) from None
                 wait(min(2**attempt, 30))
                 continue
+            if 300 <= response.status_code < 400:  # not retried: it would be redirected again
+                raise redirect_error("Vitally", response.status_code, response.headers.get("Location"), url)
             if response.status_code == 429 or response.status_code >= 500:
                 if attempt == self.max_retries:
                     raise ApiError("rate_limited" if response.status_code == 429 else "server",
@@ -95,9 +102,11 @@ class VitallyClient:
         items: list[Any] = []
         seen: set[str] = set()
         for _ in range(MAX_PAGES):
-            body = self.get(path, params) or {}
-            items.extend(body.get("results") or [])
+            body = self.get(path, params)
+            items.extend(_results(body, path))
             cursor = body.get("next")
+            if cursor is not None and not isinstance(cursor, str | int):
+                raise _unexpected(path, f"`next` is {kind_of(cursor)}, not a cursor")
             if not cursor:
                 return items
             if cursor in seen:
@@ -110,7 +119,11 @@ class VitallyClient:
 
     def account(self, account_id: str) -> dict[str, Any]:
         """By Vitally id or by externalId (PostHog's organization id)."""
-        return self.get(f"/accounts/{quote(account_id, safe='')}")
+        path = f"/accounts/{quote(account_id, safe='')}"
+        body = self.get(path)
+        if not isinstance(body, dict):
+            raise _unexpected(path, f"expected an account object, got {kind_of(body)}")
+        return body
 
     def accounts(self, status: str = "active") -> list[dict[str, Any]]:
         return self.get_list("/accounts", {"status": status})
@@ -124,7 +137,7 @@ class VitallyClient:
 
     def custom_fields(self, model: str = "accounts") -> list[dict[str, Any]]:
         body = self.get("/customFields", {"model": model})
-        return body if isinstance(body, list) else list((body or {}).get("results") or [])
+        return body if isinstance(body, list) else _results(body, "/customFields")
 
     # ---- the only writes -----------------------------------------------------------------------
 
@@ -146,6 +159,19 @@ class VitallyClient:
         if self.dry_run:
             return None
         return self._send(method, path, body=body)
+
+
+def _unexpected(path: str, what: str) -> ApiError:
+    return ApiError("bad_response", f"unexpected answer from Vitally {path}: {what}", url=path)
+
+
+def _results(body: Any, path: str) -> list[Any]:
+    """A page's items: an answer of another shape is an error, never an empty list (no note is not no answer)."""
+    if not isinstance(body, dict):
+        raise _unexpected(path, f"expected a page (an object with `results`), got {kind_of(body)}")
+    if not isinstance(body.get("results"), list):
+        raise _unexpected(path, f"`results` is {kind_of(body.get('results'))}, not a list")
+    return body["results"]
 
 
 def now_iso() -> str:

@@ -192,7 +192,8 @@ class StandIn:
                     return self._send(403, {"type": "authentication_error", "code": "permission_denied",
                                             "detail": f"API key missing required scope '{needed}'"})
                 if fault and fault.status:
-                    return self._send(fault.status, fault.body or {"detail": "injected fault"}, fault.headers)
+                    body = fault.body if fault.body is not None else {"detail": "injected fault"}  # {} is a body too
+                    return self._send(fault.status, body, fault.headers)
                 wait = standin._throttle("hogql" if path.endswith("/query/") and method == "POST" else "rest")
                 if wait is not None:
                     return self._send(429, {"type": "throttled_error", "detail": "Request was throttled."},
