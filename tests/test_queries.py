@@ -162,3 +162,56 @@ def test_a_query_posthog_refuses_is_an_error_with_its_message_never_a_pass(stand
     active = next(r for r in run["results"] if r["id"] == "session_replay.recording-active")
     assert active["status"] == "error" and "Illegal type" in active["error"]
     assert not run["readiness"]["ready"]
+
+
+def audit_through_standin(standin, scenario) -> dict[str, dict]:
+    from auditor.audit import default_hooks, evaluate, gather_facts
+    from auditor.config import Settings
+    from auditor.registry import load_registry
+    from tests.conftest import fast_client
+
+    registry = load_registry(plugins=False)
+    checks = list(registry.checks.values())
+    with fast_client(standin.url, standin.api_key) as client:
+        facts = gather_facts(client, scenario.project_id, checks, default_hooks())
+    return {r["id"]: r for r in evaluate(facts, registry, checks, Settings())["results"]}
+
+
+@pytest.mark.parametrize("scenario", ["untyped_booleans"], indirect=True)
+def test_a_project_without_boolean_definitions_is_judged_like_one_with_them(standin, scenario):
+    untyped = audit_through_standin(standin, scenario)
+    scenario.property_types = dict(TYPED)
+    typed = audit_through_standin(standin, scenario)
+    assert {k: (r["status"], r["summary"]) for k, r in untyped.items()} == \
+        {k: (r["status"], r["summary"]) for k, r in typed.items()}
+    assert untyped["product_analytics.identify-used"]["status"] == "pass"
+
+
+@pytest.mark.parametrize("scenario", ["server_only"], indirect=True)
+def test_a_server_only_project_has_no_sessions_to_judge_per_session(standin, scenario):
+    results = audit_through_standin(standin, scenario)
+    volume = results["feature_flags.call-volume"]
+    assert volume["status"] == "pass" and "not judged per session" in volume["summary"]
+    assert volume["evidence"]["metrics"]["sessions"] == 0
+
+
+@pytest.mark.parametrize("scenario", ["far_timezone"], indirect=True)
+def test_replay_days_are_counted_in_the_projects_timezone(standin, scenario):
+    from zoneinfo import ZoneInfo
+
+    tz = ZoneInfo("Pacific/Auckland")
+    today = scenario.now.astimezone(tz).date()
+    starts: dict[str, float] = {}
+    for row in scenario.raw_events().replay:  # a recording starts at its earliest row
+        starts[row.session_id] = max(starts.get(row.session_id, 0.0), row.first_seconds_ago)
+    local_days = [(scenario.now - timedelta(seconds=ago)).astimezone(tz).date() for ago in starts.values()]
+    expected = sum(1 for d in local_days if (today - d).days < 7)
+    active = audit_through_standin(standin, scenario)["session_replay.recording-active"]
+    assert active["status"] == "pass"
+    assert active["evidence"]["metrics"]["recordings_7d"] == expected
+    assert active["evidence"]["metrics"]["last_recording"] == max(local_days).isoformat()
+
+
+def test_a_property_type_posthog_does_not_know_reads_as_text():
+    text = queries.identity_sql()
+    assert run(text, demo_events(), types={"$is_identified": "Sparkly"}) == run(text, demo_events(), types={})
