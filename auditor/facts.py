@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from auditor import queries
-from auditor.posthog_api import ApiError, PostHogClient, QueryResult, kind_of, unexpected
+from auditor.posthog_api import ApiError, PostHogClient, kind_of, unexpected
 
 FACTS_FORMAT = "posthog-auditor-facts/1"
 # Lists ask for big pages; a server that caps `limit` says so in its `next` links and the client follows them.
@@ -114,6 +114,7 @@ class GatherContext:
     project_id: str
     project: dict[str, Any]
     scopes: frozenset[str] | None  # None: the key's scopes could not be read, so do not pre-judge
+    wanted: frozenset[str] = frozenset()  # the facts this audit gathers
     _shared: dict[str, Any] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -182,25 +183,76 @@ def has_scope(scopes: frozenset[str] | None, needed: str) -> bool:
     return needed in scopes or f"{obj}:write" in scopes
 
 
-def _query_fact(result: QueryResult, window_days: int) -> dict[str, Any]:
-    return {"columns": result.columns, "rows": result.rows, "truncated": result.truncated, "limit": result.limit,
-            "window_days": window_days}
+def _query_fact(columns: list[str], rows: list[list[Any]], truncated: bool, limit: int | None,
+                window_days: int, ran_as: str) -> dict[str, Any]:
+    return {"columns": columns, "rows": rows, "truncated": truncated, "limit": limit, "window_days": window_days,
+            "query": ran_as}
 
 
 SHORT_WINDOW_DAYS = 7
+# The HogQL facts: their query alone and its window. One combined query serves all three.
+HOGQL_FACTS: dict[str, tuple[Callable[[int], str], int]] = {
+    "cube": (queries.cube_sql, queries.WINDOW_DAYS),
+    "identity": (queries.identity_sql, queries.WINDOW_DAYS),
+    "replay": (queries.replay_sql, queries.REPLAY_WINDOW_DAYS),
+}
 
 
-def _hogql(ctx: GatherContext, name: str, build: Callable[[int], str], window_days: int) -> dict[str, Any]:
-    """Run a HogQL fact; if PostHog stops it for running too long, run it once more over a shorter window
-    (the fact says so, and so does the evidence of every check built on it)."""
+def _hogql(ctx: GatherContext, name: str) -> dict[str, Any]:
+    """One HogQL fact, from the audit's single combined query (see queries.combined_sql)."""
+    outcome = ctx.shared("hogql", lambda: _run_hogql(ctx))[name]
+    if isinstance(outcome, Exception):
+        raise outcome
+    return dict(outcome)
+
+
+def _run_hogql(ctx: GatherContext) -> dict[str, Any]:
+    """Every HogQL fact from one query (PostHog allows about 120 an hour per key). Only when PostHog stops it for
+    time, or refuses it, does each wanted part run on its own, so one part's trouble cannot take the others down
+    and each can fall back to a shorter window. Returns {fact: value or the exception it ended in}."""
     try:
-        result = ctx.client.query(ctx.project_id, build(window_days), name=name, limit=queries.ROW_LIMIT)
-        return _query_fact(result, window_days)
+        result = ctx.client.query(ctx.project_id, queries.combined_sql(), name="posthog-auditor",
+                                  limit=queries.ROW_LIMIT)
+    except ApiError as exc:
+        if exc.kind in ("auth", "network", "rate_limited") or (exc.kind != "client" and not exc.timed_out):
+            raise
+        why = "timed out" if exc.timed_out else f"was refused ({exc})"
+    else:
+        try:
+            parts = queries.split_combined(result.columns, result.rows)
+        except ValueError as exc:
+            raise unexpected(f"/api/projects/{ctx.project_id}/query/", str(exc)) from None
+        # The cube's rows come last, so a full answer cut short only the cube (or, if they alone filled it, the
+        # identity rows).
+        cut = {"cube": result.truncated, "identity": result.truncated and not parts["cube"][1], "replay": False}
+        windows = {"cube": queries.WINDOW_DAYS, "identity": queries.WINDOW_DAYS, "replay": queries.REPLAY_WINDOW_DAYS}
+        return {name: _query_fact(*parts[name], cut[name], result.limit, windows[name], "one query for cube, "
+                                  "identity and replay") for name in queries.PARTS}
+    wanted = [name for name in queries.PARTS if name in ctx.wanted]
+
+    def alone(name: str) -> Any:
+        try:
+            return _alone(ctx, name, f"on its own: the combined query {why}")
+        except ApiError as exc:
+            return exc
+
+    return dict(zip(wanted, ctx.client.map(alone, wanted), strict=True))
+
+
+def _alone(ctx: GatherContext, name: str, ran_as: str) -> dict[str, Any]:
+    """One HogQL fact on its own query; if PostHog stops it for running too long, once more over a shorter window
+    (the fact says so, and so does the evidence of every check built on it)."""
+    build, window_days = HOGQL_FACTS[name]
+    label = f"posthog-auditor {name}"
+    try:
+        result = ctx.client.query(ctx.project_id, build(window_days), name=label, limit=queries.ROW_LIMIT)
+        return _query_fact(result.columns, result.rows, result.truncated, result.limit, window_days, ran_as)
     except ApiError as exc:
         if not exc.timed_out or window_days <= SHORT_WINDOW_DAYS:
             raise
-    result = ctx.client.query(ctx.project_id, build(SHORT_WINDOW_DAYS), name=name, limit=queries.ROW_LIMIT)
-    return _query_fact(result, SHORT_WINDOW_DAYS)
+    result = ctx.client.query(ctx.project_id, build(SHORT_WINDOW_DAYS), name=label, limit=queries.ROW_LIMIT)
+    return _query_fact(result.columns, result.rows, result.truncated, result.limit, SHORT_WINDOW_DAYS,
+                       f"{ran_as}; over {SHORT_WINDOW_DAYS} days, as the full window timed out")
 
 
 # ---- the shapes the checks rely on ----------------------------------------------------------------
@@ -272,12 +324,12 @@ def _members(ctx: GatherContext) -> Any:
 
 @gatherer("cube", "query:read", "30-day event aggregate (HogQL)")
 def _cube(ctx: GatherContext) -> Any:
-    return _hogql(ctx, "posthog-auditor cube", queries.cube_sql, queries.WINDOW_DAYS)
+    return _hogql(ctx, "cube")
 
 
 @gatherer("identity", "query:read", "identity and flag-call aggregate (HogQL)")
 def _identity(ctx: GatherContext) -> Any:
-    return _hogql(ctx, "posthog-auditor identity", queries.identity_sql, queries.WINDOW_DAYS)
+    return _hogql(ctx, "identity")
 
 
 @gatherer("sdk_health", "project:read", "PostHog's SDK health report")
@@ -364,7 +416,7 @@ def _insights(ctx: GatherContext) -> Any:
 
 @gatherer("replay", "query:read", "recordings per day, last 90 days (HogQL)")
 def _replay(ctx: GatherContext) -> Any:
-    return _hogql(ctx, "posthog-auditor replay", queries.replay_sql, queries.REPLAY_WINDOW_DAYS)
+    return _hogql(ctx, "replay")
 
 
 @gatherer("flags", "feature_flag:read", "feature flags")
@@ -479,7 +531,8 @@ def gather(
     project: dict[str, Any],
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> Facts:
-    ctx = GatherContext(client=client, project_id=str(project_id), project=project, scopes=scopes)
+    ctx = GatherContext(client=client, project_id=str(project_id), project=project, scopes=scopes,
+                        wanted=frozenset(names))
     wanted = sorted((set(names) | {"project"}) - LOCAL_FACTS)
     unknown = [n for n in wanted if n not in GATHERERS]
     values: dict[str, Fact] = {n: Fact("error", error=f"no gatherer named '{n}'") for n in unknown}

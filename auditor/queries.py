@@ -14,6 +14,8 @@ Written for PostHog's printer, not for ClickHouse directly (shared/reference/hog
 
 from __future__ import annotations
 
+from typing import Any
+
 WINDOW_DAYS = 30
 ROW_LIMIT = 50_000  # PostHog's cap; without LIMIT it returns only 100 rows
 
@@ -35,6 +37,7 @@ CUBE_COLUMNS = (
     "with_groups", "last_seen",
 )  # fmt: skip
 IDENTITY_COLUMNS = ("kind", "key", "lib", "flag_locally_evaluated", "events", "distinct_ids", "sessions", "extra")
+REPLAY_COLUMNS = ("day", "recordings", "short_recordings", "last_start")
 
 
 def hogql_string(value: str) -> str:
@@ -71,99 +74,152 @@ SESSIONS = "uniqIf($session_id, $session_id != '')"
 IS_IDENTIFIED = "toString(properties.$is_identified) = 'true'"
 
 
-def cube_sql(window_days: int = WINDOW_DAYS, limit: int = ROW_LIMIT) -> str:
+# ---- one query per audit ----------------------------------------------------------------------------------
+#
+# PostHog allows about 120 HogQL queries an hour per key, so the cube, the identity rows and the replay days travel
+# in ONE query: a UNION ALL of branches that share one row layout, told apart by `kind`. The separate queries
+# (run only when PostHog stops the combined one for time or refuses it) are views over the same branches, so the
+# two forms cannot drift apart.
+#
+# The layout: kind, three text keys, thirteen counts, a date and a time. ClickHouse takes each column's name from
+# the first branch and a common supertype per column (a NULL beside a Date is a Nullable(Date)).
+NUMBERS = 13
+UNIFIED_COLUMNS = ("kind", "k1", "k2", "k3", *(f"v{i}" for i in range(1, NUMBERS + 1)), "day", "at")
+PARTS = ("cube", "identity", "replay")
+# Where each part's columns sit in the layout.
+LAYOUT: dict[str, dict[str, str]] = {
+    "cube": {"event": "k1", "lib": "k2", "lib_version": "k3",
+             **{name: f"v{i}" for i, name in enumerate(CUBE_COLUMNS[3:-1], 1)}, "last_seen": "at"},
+    "identity": {"kind": "kind", "key": "k1", "lib": "k2", "flag_locally_evaluated": "k3", "events": "v1",
+                 "distinct_ids": "v2", "sessions": "v3", "extra": "v4"},
+    "replay": {"day": "day", "recordings": "v1", "short_recordings": "v2", "last_start": "at"},
+}
+
+
+EMPTY = "''"
+
+
+def _select(kind: str, keys: tuple[str, str, str], counts: list[str], day: str = "NULL", at: str = "NULL") -> str:
+    """One branch's SELECT list in the shared layout (counts it does not have are 0)."""
+    counts = counts + ["0"] * (NUMBERS - len(counts))
+    exprs = [hogql_string(kind), *keys, *counts, day, at]
+    return "SELECT " + ", ".join(f"{expr} AS {name}" for expr, name in zip(exprs, UNIFIED_COLUMNS, strict=True))
+
+
+def cube_branches(window_days: int = WINDOW_DAYS) -> list[str]:
+    """Events of the window by (event, $lib, $lib_version), with the counts the checks read."""
     plain_keys = _in_list(list(SDK_PLAIN_PROPERTY_KEYS))
-    return f"""
-SELECT
-    event,
-    toString(properties.$lib) AS lib,
-    toString(properties.$lib_version) AS lib_version,
-    count() AS events,
-    uniq(distinct_id) AS distinct_ids,
-    {SESSIONS} AS sessions,
-    countIf($session_id != '') AS session_events,
-    countIf(timestamp >= now() - INTERVAL 1 DAY) AS events_24h,
-    countIf(timestamp >= now() - INTERVAL 7 DAY) AS events_7d,
-    countIf({IS_IDENTIFIED}) AS identified,
-    countIf(toString(properties.$process_person_profile) = 'false') AS personless,
-    countIf(notEmpty(toString(properties.$lib_custom_api_host))) AS proxied,
-    countIf({illegal_id_condition()}) AS illegal_id_events,
-    countIf(match(lower(toString(properties.$host)), {hogql_string(TEST_HOST_PATTERN)})) AS test_host_events,
-    countIf(arrayExists(k -> NOT startsWith(k, '$') AND k NOT IN {plain_keys},
-        JSONExtractKeys(properties))) AS with_custom_properties,
-    countIf(notEmpty($group_0) OR notEmpty($group_1) OR notEmpty($group_2) OR notEmpty($group_3)
-        OR notEmpty($group_4)) AS with_groups,
-    max(timestamp) AS last_seen
-FROM events
-WHERE timestamp >= now() - INTERVAL {int(window_days)} DAY
-GROUP BY event, lib, lib_version
-ORDER BY events DESC
-LIMIT {int(limit)}
-""".strip()
+    custom = f"arrayExists(k -> NOT startsWith(k, '$') AND k NOT IN {plain_keys}, JSONExtractKeys(properties))"
+    groups = " OR ".join(f"notEmpty($group_{i})" for i in range(5))
+    counts = [
+        "count()",  # events
+        "uniq(distinct_id)",  # distinct_ids
+        SESSIONS,  # sessions
+        "countIf($session_id != '')",  # session_events
+        "countIf(timestamp >= now() - INTERVAL 1 DAY)",  # events_24h
+        "countIf(timestamp >= now() - INTERVAL 7 DAY)",  # events_7d
+        f"countIf({IS_IDENTIFIED})",  # identified
+        "countIf(toString(properties.$process_person_profile) = 'false')",  # personless
+        "countIf(notEmpty(toString(properties.$lib_custom_api_host)))",  # proxied
+        f"countIf({illegal_id_condition()})",  # illegal_id_events
+        f"countIf(match(lower(toString(properties.$host)), {hogql_string(TEST_HOST_PATTERN)}))",  # test_host_events
+        f"countIf({custom})",  # with_custom_properties
+        f"countIf({groups})",  # with_groups
+    ]
+    keys = ("event", "toString(properties.$lib)", "toString(properties.$lib_version)")
+    return [f"{_select('cube', keys, counts, at='max(timestamp)')} FROM events "
+            f"WHERE timestamp >= now() - INTERVAL {int(window_days)} DAY GROUP BY k1, k2, k3"]
 
 
-def identity_sql(window_days: int = WINDOW_DAYS, limit: int = ROW_LIMIT) -> str:
+def identity_branches(window_days: int = WINDOW_DAYS) -> list[str]:
     """Totals that cannot be summed from the cube (distinct ids, sessions), flag calls by key/lib/local
     evaluation, the illegal distinct ids themselves, the ids seen only in flag calls, and survey events per
     survey (key = $survey_id, lib = the event)."""
     window = f"timestamp >= now() - INTERVAL {int(window_days)} DAY"
-    return f"""
-SELECT kind, key, lib, flag_locally_evaluated, events, distinct_ids, sessions, extra FROM (
-    SELECT 'totals' AS kind, '' AS key, '' AS lib, '' AS flag_locally_evaluated,
-        count() AS events, uniq(distinct_id) AS distinct_ids, {SESSIONS} AS sessions,
-        uniqIf(distinct_id, {IS_IDENTIFIED}) AS extra
-    FROM events WHERE {window}
-    UNION ALL
-    SELECT 'flag', toString(properties.$feature_flag), toString(properties.$lib),
-        toString(properties.locally_evaluated), count(), uniq(distinct_id), {SESSIONS}, 0
-    FROM events WHERE {window} AND event = '$feature_flag_called'
-    GROUP BY toString(properties.$feature_flag), toString(properties.$lib), toString(properties.locally_evaluated)
-    UNION ALL
-    SELECT 'illegal_id', distinct_id, '', '', count(), 1, {SESSIONS}, 0
-    FROM events WHERE {window} AND {illegal_id_condition()}
-    GROUP BY distinct_id
-    UNION ALL
-    SELECT 'survey', toString(properties.$survey_id), event, '', count(), uniq(distinct_id), {SESSIONS}, 0
-    FROM events WHERE {window} AND event IN ('survey shown', 'survey sent')
-    GROUP BY toString(properties.$survey_id), event
-    UNION ALL
-    SELECT 'flag_only_ids', '', '', '', sum(n), count(), 0, 0
-    FROM (SELECT distinct_id, count() AS n FROM events WHERE {window}
-          GROUP BY distinct_id HAVING countIf(event != '$feature_flag_called') = 0)
-)
-ORDER BY events DESC
-LIMIT {int(limit)}
-""".strip()
+    people = ["count()", "uniq(distinct_id)", SESSIONS]
+    flag = ("toString(properties.$feature_flag)", "toString(properties.$lib)", "toString(properties.locally_evaluated)")
+    survey = ("toString(properties.$survey_id)", "event", EMPTY)
+    flag_only = (f"FROM (SELECT distinct_id, count() AS n FROM events WHERE {window} "
+                 "GROUP BY distinct_id HAVING countIf(event != '$feature_flag_called') = 0)")
+    return [
+        f"{_select('totals', (EMPTY,) * 3, [*people, f'uniqIf(distinct_id, {IS_IDENTIFIED})'])} "
+        f"FROM events WHERE {window}",
+        f"{_select('flag', flag, people)} FROM events WHERE {window} AND event = '$feature_flag_called' "
+        "GROUP BY k1, k2, k3",
+        f"{_select('illegal_id', ('distinct_id', EMPTY, EMPTY), ['count()', '1', SESSIONS])} "
+        f"FROM events WHERE {window} AND {illegal_id_condition()} GROUP BY k1",
+        f"{_select('survey', survey, people)} "
+        f"FROM events WHERE {window} AND event IN ('survey shown', 'survey sent') GROUP BY k1, k2",
+        f"{_select('flag_only_ids', (EMPTY,) * 3, ['sum(n)', 'count()'])} {flag_only}",
+    ]
 
 
-REPLAY_COLUMNS = ("day", "recordings", "short_recordings", "last_start")
 REPLAY_WINDOW_DAYS = 90  # long enough to say "stopped since <date>" rather than only "none in 30 days"
+SHORT_RECORDING_MS = 5_000
 
 
-def replay_sql(window_days: int = REPLAY_WINDOW_DAYS, short_ms: int = 5_000) -> str:
+def replay_branches(window_days: int = REPLAY_WINDOW_DAYS, short_ms: int = SHORT_RECORDING_MS) -> list[str]:
     """Recordings per day (by session start, in the project's timezone), with those under `short_ms` of active
     time. A recording is stored as several rows (one per ingestion batch): they are summed per session, and a
-    recording with any deleted row is left out."""
-    return f"""
-SELECT day, recordings, short_recordings, last_start FROM (
-    SELECT start_day AS day, count() AS recordings,
-        countIf(active_ms < {int(short_ms)}) AS short_recordings, max(start_time) AS last_start
-    FROM (
-        SELECT session_id, min(min_first_timestamp) AS start_time, min(toDate(min_first_timestamp)) AS start_day,
-            sum(active_milliseconds) AS active_ms
-        FROM raw_session_replay_events
-        WHERE min_first_timestamp >= now() - INTERVAL {int(window_days)} DAY
-        GROUP BY session_id
-        HAVING max(is_deleted) = 0
-    )
-    GROUP BY day
-)
-ORDER BY day
-LIMIT 1000
-""".strip()
+    recording with any deleted row is left out. The date is taken on the field, not on min(): HogQL does not
+    know an aggregate's type and would print toDateOrNull, which ClickHouse refuses for a DateTime."""
+    recordings = ("FROM (SELECT session_id, min(min_first_timestamp) AS start_time, "
+                  "min(toDate(min_first_timestamp)) AS start_day, sum(active_milliseconds) AS active_ms "
+                  "FROM raw_session_replay_events "
+                  f"WHERE min_first_timestamp >= now() - INTERVAL {int(window_days)} DAY "
+                  "GROUP BY session_id HAVING max(is_deleted) = 0)")
+    counts = ["count()", f"countIf(active_ms < {int(short_ms)})"]
+    return [f"{_select('replay', (EMPTY,) * 3, counts, day='start_day', at='max(start_time)')} {recordings} "
+            "GROUP BY day"]
+
+
+def _union(branches: list[str]) -> str:
+    return "\n    UNION ALL\n    ".join(branches)
+
+
+def _view(part: str, branches: list[str], order: str, limit: int) -> str:
+    """A part on its own: its columns, from its branches."""
+    columns = ", ".join(f"{slot} AS {name}" for name, slot in LAYOUT[part].items())
+    return f"SELECT {columns} FROM (\n    {_union(branches)}\n)\nORDER BY {order}\nLIMIT {int(limit)}"
+
+
+def cube_sql(window_days: int = WINDOW_DAYS, limit: int = ROW_LIMIT) -> str:
+    return _view("cube", cube_branches(window_days), "events DESC", limit)
+
+
+def identity_sql(window_days: int = WINDOW_DAYS, limit: int = ROW_LIMIT) -> str:
+    return _view("identity", identity_branches(window_days), "events DESC", limit)
+
+
+def replay_sql(window_days: int = REPLAY_WINDOW_DAYS, short_ms: int = SHORT_RECORDING_MS) -> str:
+    return _view("replay", replay_branches(window_days, short_ms), "day", 1000)
+
+
+def combined_sql(window_days: int = WINDOW_DAYS, replay_window_days: int = REPLAY_WINDOW_DAYS,
+                 limit: int = ROW_LIMIT) -> str:
+    """The cube, the identity rows and the replay days in one query. The small parts come first and the cube's
+    rows by volume, so if the row limit is reached only the cube's smallest rows are cut."""
+    branches = cube_branches(window_days) + identity_branches(window_days) + replay_branches(replay_window_days)
+    columns = ", ".join(UNIFIED_COLUMNS)
+    return f"SELECT {columns} FROM (\n    {_union(branches)}\n)\nORDER BY kind = 'cube', v1 DESC, kind, k1\n" \
+           f"LIMIT {int(limit)}"
+
+
+def split_combined(columns: list[str], rows: list[list[Any]]) -> dict[str, tuple[list[str], list[list[Any]]]]:
+    """The combined answer as each part would have come alone: {part: (its columns, its rows)}. Columns are found
+    by name, so a response that reorders them still lands right."""
+    index = {name: i for i, name in enumerate(columns)}
+    missing = [c for c in UNIFIED_COLUMNS if c not in index]
+    if missing:
+        raise ValueError(f"the combined query's answer lacks columns {missing}")
+    out: dict[str, tuple[list[str], list[list[Any]]]] = {part: (list(LAYOUT[part]), []) for part in PARTS}
+    for row in rows:
+        kind = row[index["kind"]]
+        part = kind if kind in ("cube", "replay") else "identity"  # identity rows carry their own kinds
+        out[part][1].append([row[index[slot]] for slot in LAYOUT[part].values()])
+    return out
 
 
 def audit_queries(window_days: int = WINDOW_DAYS, replay_window_days: int = REPLAY_WINDOW_DAYS) -> dict[str, str]:
-    """The text of every query an audit sends, by fact (the demo keeps precomputed answers to these)."""
-    return {"cube": cube_sql(window_days), "identity": identity_sql(window_days),
-            "replay": replay_sql(replay_window_days)}
+    """The text of every query an audit sends when PostHog answers it (the demo keeps precomputed answers)."""
+    return {"combined": combined_sql(window_days, replay_window_days)}

@@ -71,6 +71,8 @@ def truncation_note(facts: Facts, *names: str) -> dict[str, Any]:
         value = facts.get(name) or {}
         if value.get("truncated"):
             notes[f"{name}_truncated"] = f"{name} result hit its {value.get('limit')} row limit; figures are a floor"
+        if str(value.get("query") or "").startswith("on its own"):
+            notes[f"{name}_query"] = f"the {name} query ran {value['query']}"
         if value.get("window_days") == SHORT_WINDOW_DAYS:
             notes[f"{name}_window"] = (f"the {name} query timed out over its full window and was run over the last "
                                        f"{SHORT_WINDOW_DAYS} days: figures cover those days")

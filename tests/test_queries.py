@@ -126,38 +126,59 @@ def test_the_committed_demo_answers_are_what_the_current_queries_compute():
 
 def test_demo_answers_move_to_the_audit_clock():
     later = demo_answers.CLOCK + timedelta(days=3, hours=5)
-    moved = precomputed_answer(demo_scenario(later), queries.replay_sql())
-    fresh = engine().hogql(queries.replay_sql(), demo_events(), timezone="Europe/London", now=later,
-                           property_types=TYPED)
-    assert moved["results"][-1][0] == fresh["results"][-1][0]  # today is today, in the project's timezone
-    cube = precomputed_answer(demo_scenario(later), queries.cube_sql())
-    last_seen = max(datetime.fromisoformat(r[-1]) for r in cube["results"])
+    text = queries.combined_sql()
+    moved = queries.split_combined(*_body(precomputed_answer(demo_scenario(later), text)))
+    fresh = queries.split_combined(*_body(engine().hogql(text, demo_events(), timezone="Europe/London", now=later,
+                                                         property_types=TYPED)))
+    assert max(r[0] for r in moved["replay"][1]) == max(r[0] for r in fresh["replay"][1])  # today is today
+    last_seen = max(datetime.fromisoformat(r[-1]) for r in moved["cube"][1])
     assert timedelta(0) < later - last_seen < timedelta(hours=1)
 
 
-OLD_REPLAY_SQL = """SELECT day, recordings, short_recordings, last_start FROM (
-    SELECT toString(toDate(start_time)) AS day, count() AS recordings,
-        countIf(active_ms < 5000) AS short_recordings, toString(max(start_time)) AS last_start
-    FROM (SELECT session_id, min(min_first_timestamp) AS start_time, sum(active_milliseconds) AS active_ms
-          FROM raw_session_replay_events WHERE min_first_timestamp >= now() - INTERVAL 90 DAY GROUP BY session_id)
-    GROUP BY day) ORDER BY day LIMIT 1000"""
+def _body(answer: dict) -> tuple[list, list]:
+    return answer["columns"], answer["results"]
+
+
+def test_the_combined_query_answers_what_the_separate_ones_do():
+    """One query per audit must not cost correctness: each part of the combined answer is what the part's own
+    query gives, typed or untyped, in any timezone."""
+    for tz, types in (("Europe/London", TYPED), ("Pacific/Auckland", {})):
+        body = engine().hogql(queries.combined_sql(), demo_events(), timezone=tz, now=NOW, property_types=types)
+        combined = queries.split_combined(body["columns"], body["results"])
+        for part, text in (("cube", queries.cube_sql()), ("identity", queries.identity_sql()),
+                           ("replay", queries.replay_sql())):
+            alone = engine().hogql(text, demo_events(), timezone=tz, now=NOW, property_types=types)
+            assert combined[part][0] == alone["columns"]
+            assert sorted(map(repr, combined[part][1])) == sorted(map(repr, alone["results"])), part
+
+
+def old_replay_branches(window_days: int = 90, short_ms: int = 5_000) -> list[str]:
+    """The replay part as it was before: the date taken on the subquery's min(), a type HogQL does not know."""
+    select = queries._select("replay", (queries.EMPTY,) * 3, ["count()", f"countIf(active_ms < {short_ms})"],
+                             day="toDate(start_time)", at="max(start_time)")
+    return [f"{select} FROM (SELECT session_id, min(min_first_timestamp) AS start_time, "
+            "sum(active_milliseconds) AS active_ms FROM raw_session_replay_events "
+            f"WHERE min_first_timestamp >= now() - INTERVAL {window_days} DAY GROUP BY session_id) GROUP BY day"]
 
 
 def test_a_query_posthog_refuses_is_an_error_with_its_message_never_a_pass(standin, scenario, monkeypatch):
-    """The replay query as it was before: PostHog answers 400 with ClickHouse's message; the fact and every check
-    built on it are errors, and the customer is not ready."""
+    """The replay part as it was before: PostHog refuses the combined query (400 with ClickHouse's message), so
+    each part runs on its own; the replay fact and every check built on it are errors with that message, the
+    other parts are judged, and the customer is not ready."""
     from auditor.audit import default_hooks, evaluate, gather_facts
     from auditor.config import Settings
     from auditor.registry import load_registry
     from tests.conftest import fast_client
 
-    monkeypatch.setattr(queries, "replay_sql", lambda *a, **k: OLD_REPLAY_SQL)
+    monkeypatch.setattr(queries, "replay_branches", old_replay_branches)
     registry = load_registry(plugins=False)
     checks = list(registry.checks.values())
     with fast_client(standin.url, standin.api_key) as client:
         facts = gather_facts(client, scenario.project_id, checks, default_hooks())
     assert facts.status("replay") == "error"
     assert "400" in facts.reason("replay") and "Illegal type DateTime64" in facts.reason("replay")
+    assert facts.ok("cube") and facts.ok("identity") and "the combined query was refused" in facts.get("cube")["query"]
+    assert standin.count(r"/query/$", "POST") == 4  # the combined query, then each part on its own
     run = evaluate(facts, registry, checks, Settings())
     active = next(r for r in run["results"] if r["id"] == "session_replay.recording-active")
     assert active["status"] == "error" and "Illegal type" in active["error"]
