@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from auditor.model import CATEGORY_TITLES, PRODUCTS, Check
+from auditor.posthog_api import DEFAULT_LIMITS
 from auditor.telemetry import TelemetrySettings
 from auditor.vitally import VitallySettings
 
@@ -44,6 +45,9 @@ DEFAULT_WEIGHTS = {
     "handover": 0,  # gate-only
 }
 DEFAULT_GATE = {"min_readiness": 80.0, "min_category": 70.0}
+# [limits] overrides PostHog's throttles (posthog_api.DEFAULT_LIMITS), e.g. a team with a raised
+# api_query_rate_limit (hogql = …). `rest` is the former name of the per-minute throttle.
+LIMIT_ALIASES = {"rest": "burst"}
 DEFAULT_API_KEY_ENV = "POSTHOG_PERSONAL_API_KEY"
 CONFIG_FILE_NAME = "auditor.toml"
 
@@ -71,9 +75,7 @@ class Settings:
     concurrency: int = 24  # every fact's first request fits in one round
     read_timeout: float = 60.0
     max_retries: int = 4
-    # PostHog's throttles per personal API key; a team with a raised api_query_rate_limit can say so here.
-    rate_limits: dict[str, tuple[int, float]] = field(
-        default_factory=lambda: {"rest": (480, 60.0), "hogql": (120, 3600.0)})
+    rate_limits: dict[str, tuple[int, float]] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
     paying_for: list[str] | None = None
     weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     gate: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_GATE))
@@ -152,7 +154,11 @@ def apply_file(settings: Settings, data: dict[str, Any], checks: Mapping[str, Ch
         settings.gate[key] = _number(value, f"{where}: gate.{key}", minimum=0, maximum=100)
     apply_vitally(settings.vitally, _table(data, "vitally", where), where)
     limits = _table(data, "limits", where)
-    for kind in ("rest", "hogql"):
+    for alias, kind in LIMIT_ALIASES.items():  # older name of a throttle
+        for suffix in ("", "_window_seconds"):
+            if alias + suffix in limits:
+                limits.setdefault(kind + suffix, limits.pop(alias + suffix))
+    for kind in settings.rate_limits:
         count, window = settings.rate_limits[kind]
         if kind in limits:
             count = int(_number(limits.pop(kind), f"{where}: limits.{kind}", minimum=1))
@@ -161,8 +167,8 @@ def apply_file(settings: Settings, data: dict[str, Any], checks: Mapping[str, Ch
                              minimum=0.001)
         settings.rate_limits[kind] = (count, window)
     if limits:
-        raise ConfigError(f"{where}: unknown setting limits.{sorted(limits)[0]} "
-                          "(known: rest, rest_window_seconds, hogql, hogql_window_seconds)")
+        known = ", ".join(k + s for k in settings.rate_limits for s in ("", "_window_seconds"))
+        raise ConfigError(f"{where}: unknown setting limits.{sorted(limits)[0]} (known: {known})")
     for key, value in _table(data, "telemetry", where).items():
         if key == "enabled":
             if not isinstance(value, bool):

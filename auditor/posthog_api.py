@@ -123,14 +123,34 @@ def scrub_secrets(value: Any) -> Any:
     return value
 
 
+# PostHog's throttles on personal-key requests, counted per key across projects (posthog/rate_limit.py): every
+# endpoint 480/minute and 4,800/hour; insights, session recordings and playlists (ClickHouse-backed) also
+# 240/minute and 1,200/hour; HogQL queries 120/hour (a team's api_query_rate_limit may raise it).
+DEFAULT_LIMITS: dict[str, tuple[int, float]] = {
+    "burst": (480, 60.0), "sustained": (4_800, 3_600.0),
+    "clickhouse_burst": (240, 60.0), "clickhouse_sustained": (1_200, 3_600.0),
+    "hogql": (120, 3_600.0),
+}
+_CLICKHOUSE_PATH_RE = re.compile(
+    r"^/api/(projects|environments)/[^/]+/(insights|session_recordings|session_recording_playlists)(/|$)")
+
+
+def throttles_for(method: str, url: str) -> tuple[str, ...]:
+    """The throttles PostHog counts a request against."""
+    path = urlsplit(url).path
+    if method == "POST" and _QUERY_PATH_RE.match(path):
+        return ("hogql",)
+    if _CLICKHOUSE_PATH_RE.match(path):
+        return ("burst", "sustained", "clickhouse_burst", "clickhouse_sustained")
+    return ("burst", "sustained")
+
+
 class RateLimiter:
-    """Sliding-window limits per request kind, shared by every client that uses the same API key.
+    """Sliding windows, one per PostHog throttle, shared by every client that uses the same API key: a request
+    waits until every throttle it counts against has room. Waiting here costs less than a 429 and its
+    Retry-After."""
 
-    PostHog counts personal-key requests per key across projects: 480/minute for the REST API and about
-    120/hour for HogQL queries. Waiting here costs less than a 429 and its Retry-After.
-    """
-
-    DEFAULT_LIMITS: ClassVar[dict[str, tuple[int, float]]] = {"rest": (480, 60.0), "hogql": (120, 3600.0)}
+    DEFAULT_LIMITS: ClassVar[dict[str, tuple[int, float]]] = DEFAULT_LIMITS
     _shared: ClassVar[dict[str, RateLimiter]] = {}
     _shared_lock = threading.Lock()
 
@@ -157,26 +177,31 @@ class RateLimiter:
                 cls._shared[digest] = cls(wanted)
             return cls._shared[digest]
 
-    def acquire(self, kind: str) -> None:
-        if kind not in self.limits:
-            return
-        limit, window = self.limits[kind]
-        # PostHog counts a request when it arrives, a moment after we count it: keep a small margin so a
-        # window that is about to free up on our side has freed up on theirs too.
-        # (Between 0.25 s and 1 s: delivery under load can lag by more than a tiny share of a short window.)
-        window += min(1.0, max(0.25, window * 0.02))
-        while True:
+    def acquire(self, *throttles: str) -> None:
+        """Wait until each of `throttles` has room, then count the request against all of them at once."""
+        kinds = [k for k in throttles if k in self.limits]
+        while kinds:
             with self._lock:
                 now = self._clock()
-                events = self._events[kind]
-                while events and events[0] <= now - window:
-                    events.popleft()
-                if len(events) < limit:
-                    events.append(now)
+                wait = max(self._wait(kind, now) for kind in kinds)
+                if wait <= 0:
+                    for kind in kinds:
+                        self._events[kind].append(now)
                     return
-                wait = events[0] + window - now
             self.waited_seconds += wait
             self._sleep(wait)
+
+    def _wait(self, kind: str, now: float) -> float:
+        """Seconds until `kind` has room (0: now). Called with the lock held."""
+        limit, window = self.limits[kind]
+        # PostHog counts a request when it arrives, a moment after we count it: keep a small margin so a window
+        # about to free up on our side has freed up on theirs too (0.25 s to 1 s: delivery under load can lag
+        # by more than a tiny share of a short window).
+        window += min(1.0, max(0.25, window * 0.02))
+        events = self._events[kind]
+        while events and events[0] <= now - window:
+            events.popleft()
+        return 0.0 if len(events) < limit else events[0] + window - now
 
 
 @dataclass
@@ -292,7 +317,7 @@ class PostHogClient:
         self._guard(method, url)
         attempt = 0
         while True:
-            self.limiter.acquire(kind)
+            self.limiter.acquire(*throttles_for(method, url))
             self.stats.count("http_requests")
             owner, depth = _chain_depth.get()
             depth = (depth if owner == self._serial else 0) + 1  # what this context asks next waits for this answer

@@ -43,6 +43,15 @@ def scenario(request: pytest.FixtureRequest):
     return base
 
 
+@pytest.fixture(autouse=True)
+def fresh_rate_limiters() -> Iterator[None]:
+    """Each test starts as a fresh process would: with no requests counted against the key's hourly budgets
+    (every stand-in test uses the same key, and the limiter is shared per key for the whole process)."""
+    RateLimiter._shared.clear()
+    yield
+    RateLimiter._shared.clear()
+
+
 @pytest.fixture
 def standin(scenario) -> Iterator[StandIn]:
     with running(scenario) as s:

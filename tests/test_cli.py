@@ -186,7 +186,7 @@ def test_config_overrides_a_threshold(standin, key_env, tmp_path):
     ("[weights]\nmarketing = 3\n", "unknown category"),
     ("[surprise]\n", "unknown section"),
     ("[limits]\nhogql = 0\n", "limits.hogql must be between"),
-    ("[limits]\nburst = 3\n", "unknown setting limits.burst"),
+    ("[limits]\nbursty = 3\n", "unknown setting limits.bursty"),
     ("[audit]\nmax_retries = 99\n", "max_retries must be an integer"),
     ("[audit]\nread_timeout = 0\n", "read_timeout must be between"),
     ("this is = = not toml", "not valid TOML"),

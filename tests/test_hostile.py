@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from requests.adapters import BaseAdapter
 
 from auditor.facts import gather
-from auditor.posthog_api import ApiError, RateLimiter, same_origin
+from auditor.posthog_api import ApiError, same_origin
 from auditor.vitally_api import VitallyClient
 from tests.conftest import fast_client
 from tests.standin import Fault
@@ -26,9 +26,8 @@ from tests.vitally_standin import running_vitally
 
 @pytest.fixture(autouse=True)
 def no_waits(monkeypatch):
-    """Retries do not really wait; audits through the CLI get fresh per-key limiters (not the whole session's)."""
+    """Retries do not really wait (each test gets fresh per-key limiters: tests/conftest.py)."""
     monkeypatch.setattr("auditor.posthog_api.default_sleep", lambda seconds: None)
-    monkeypatch.setattr(RateLimiter, "_shared", {})
 
 
 class Catcher:

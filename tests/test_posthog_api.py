@@ -7,7 +7,15 @@ import time
 import pytest
 
 from auditor import queries
-from auditor.posthog_api import ApiError, PostHogClient, RateLimiter, ReadOnlyViolation, normalise_host
+from auditor.posthog_api import (
+    DEFAULT_LIMITS,
+    ApiError,
+    PostHogClient,
+    RateLimiter,
+    ReadOnlyViolation,
+    normalise_host,
+    throttles_for,
+)
 from tests.conftest import fast_client
 from tests.standin import Fault, running
 
@@ -192,6 +200,50 @@ def test_rate_limiter_blocks_past_the_budget():
     assert slept == []
     limiter.acquire("hogql")
     assert slept == [3601.0]  # the window plus a margin (0.25–1 s) for PostHog counting on arrival
+
+
+def test_a_request_waits_for_every_throttle_it_counts_against():
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(s: float) -> None:
+        slept.append(s)
+        now[0] += s
+
+    limiter = RateLimiter({"burst": (100, 60.0), "sustained": (1_000, 3_600.0), "clickhouse_burst": (2, 60.0),
+                           "clickhouse_sustained": (1_200, 3_600.0), "hogql": (120, 3_600.0)},
+                          clock=lambda: now[0], sleep=sleep)
+    insights = "https://us.posthog.com/api/projects/1/insights/?limit=1000"
+    for _ in range(2):
+        limiter.acquire(*throttles_for("GET", insights))
+    limiter.acquire(*throttles_for("GET", "https://us.posthog.com/api/projects/1/actions/"))
+    assert slept == []  # actions are not ClickHouse-backed: only burst and sustained, both with room
+    limiter.acquire(*throttles_for("GET", insights))
+    assert slept == [61.0]  # insights wait for their own 2-a-minute throttle (window + a 1 s margin)
+
+
+def test_throttles_are_posthogs():
+    """posthog/rate_limit.py: every endpoint burst + sustained; insights, recordings, playlists also the
+    ClickHouse throttles; a HogQL query only its own."""
+    base = "https://us.posthog.com/api"
+    assert throttles_for("POST", f"{base}/projects/1/query/") == ("hogql",)
+    assert throttles_for("GET", f"{base}/projects/1/query/q1/") == ("burst", "sustained")
+    for path in ("insights/", "session_recordings/", "session_recording_playlists/"):
+        assert "clickhouse_sustained" in throttles_for("GET", f"{base}/environments/1/{path}")
+    assert throttles_for("GET", f"{base}/organizations/@current/") == ("burst", "sustained")
+    assert set(DEFAULT_LIMITS) == {"burst", "sustained", "clickhouse_burst", "clickhouse_sustained", "hogql"}
+    assert DEFAULT_LIMITS["sustained"] == (4_800, 3_600.0) and DEFAULT_LIMITS["clickhouse_sustained"] == (1_200,
+                                                                                                        3_600.0)
+
+
+def test_limits_are_configurable_and_the_old_name_still_reads(tmp_path):
+    from auditor.config import load_settings
+
+    config = tmp_path / "auditor.toml"
+    config.write_text("[limits]\nrest = 100\nhogql = 600\nclickhouse_sustained = 900\n")
+    limits = load_settings(str(config), {}).rate_limits
+    assert limits["burst"] == (100, 60.0) and limits["hogql"] == (600, 3_600.0)
+    assert limits["clickhouse_sustained"] == (900, 3_600.0) and limits["sustained"] == (4_800, 3_600.0)
 
 
 def test_rate_limiter_is_shared_per_key():

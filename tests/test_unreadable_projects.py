@@ -11,7 +11,6 @@ import pytest
 from click.testing import CliRunner
 
 from auditor.cli import cli
-from auditor.posthog_api import RateLimiter
 from tests.standin import Fault
 from tests.test_cli import assert_one_line_error
 from tests.test_handover import FULL_ATTESTATIONS
@@ -23,10 +22,8 @@ SCOPED_AWAY = {"type": "authentication_error", "code": "permission_denied",
 
 @pytest.fixture(autouse=True)
 def no_waits(monkeypatch):
-    """Retries do not really wait, and each test has its own per-key limiters (the CLI shares one per key for
-    the whole process, so audits of earlier tests would count against this one's 480 requests a minute)."""
+    """Retries do not really wait (each test gets fresh per-key limiters: tests/conftest.py)."""
     monkeypatch.setattr("auditor.posthog_api.default_sleep", lambda seconds: None)
-    monkeypatch.setattr(RateLimiter, "_shared", {})
 
 
 def add_sibling(scenario, pid: str = "4243", name: str = "Hedgebox (marketing site)") -> None:
