@@ -21,8 +21,10 @@ from auditor.posthog_api import ApiError, PostHogClient, kind_of, unexpected
 FACTS_FORMAT = "posthog-auditor-facts/1"
 # Lists ask for big pages; a server that caps `limit` says so in its `next` links and the client follows them.
 PAGE = 1000
-# Person properties: the first custom names settle the judgement (and fill the capped evidence table).
+# Person properties: the first custom names settle the judgement (and fill the capped evidence table), so they
+# are read in pages near that size rather than 1,000 at a time.
 PERSON_PROPERTIES_WANTED = 50
+PERSON_PROPERTIES_PAGE = 100
 # Facts that do not come from the PostHog API: set by the engine (scope) or from other sources (files, Vitally).
 LOCAL_FACTS = frozenset({"scope", "attestations", "vitally"})
 
@@ -359,7 +361,8 @@ def _groups(ctx: GatherContext) -> Any:
           also=("user:read",))
 def _billing(ctx: GatherContext) -> Any:
     # ee/billing/billing_manager.py get_billing: every answer carries `products`, the list the checks read.
-    body = expect(ctx.client.get("/api/billing/"), "/api/billing/", dict, {"products": list})
+    # Billing answers for the key's user, not the project: one request per key, even in a batch of accounts.
+    body = ctx.client.get_for_key("/api/billing/", lambda b: expect(b, "/api/billing/", dict, {"products": list}))
     _billing_belongs_to_audited_organization(ctx, body)
     return body
 
@@ -375,7 +378,7 @@ def _billing_belongs_to_audited_organization(ctx: GatherContext, billing: Any) -
         why = " (the key lacks user:read, so its user's current organization is unknown)"
     else:
         try:
-            me = ctx.client.get("/api/users/@me/")
+            me = ctx.client.get_for_key("/api/users/@me/")
             org = me.get("organization") if isinstance(me, dict) else None
             current = str(org.get("id")) if isinstance(org, dict) and org.get("id") else None
         except ApiError as exc:
@@ -402,13 +405,15 @@ def _person_properties(ctx: GatherContext) -> Any:
         custom = [i for i in items if isinstance(i, dict) and not str(i.get("name", "$")).startswith("$")]
         return len(custom) >= PERSON_PROPERTIES_WANTED
 
-    return expect(ctx.client.project_list(ctx.project_id, "property_definitions/", {"type": "person", "limit": PAGE},
-                                          enough=enough),
+    params = {"type": "person", "limit": PERSON_PROPERTIES_PAGE}
+    return expect(ctx.client.project_list(ctx.project_id, "property_definitions/", params, enough=enough),
                   f"/api/projects/{ctx.project_id}/property_definitions/", list, {"name": str})
 
 
 @gatherer("insights", "insight:read", "saved insights")
 def _insights(ctx: GatherContext) -> Any:
+    # basic=true: InsightBasicSerializer, without results, still carries last_viewed_at, last_refresh and saved,
+    # all that dashboards-in-use reads (posthog/api/insight.py).
     return expect(ctx.client.project_list(ctx.project_id, "insights/", {"saved": "true", "basic": "true",
                                                                         "limit": PAGE}),
                   f"/api/projects/{ctx.project_id}/insights/", list, ANY_ID)
@@ -508,7 +513,7 @@ for _name, (_scope, _path, _description) in PROJECT_LISTS.items():
 def read_key_scopes(client: PostHogClient) -> frozenset[str] | None:
     """Learn the key's scopes up front so a missing scope costs no request. 401 and network errors propagate."""
     try:
-        body = client.get("/api/personal_api_keys/@current/")
+        body = client.get_for_key("/api/personal_api_keys/@current/")
     except ApiError as exc:
         if exc.kind in ("auth", "network"):
             raise

@@ -204,6 +204,32 @@ class RateLimiter:
         return 0.0 if len(events) < limit else events[0] + window - now
 
 
+class KeyAnswers:
+    """Answers that depend only on the API key, not on the project (its scopes, its user, the billing of the
+    user's current organization): asked once per key and host for the whole process, so a batch of accounts on
+    one key asks once. Only answers are kept; a failure is asked again next time."""
+
+    _answers: ClassVar[dict[tuple[str, str, str], Any]] = {}
+    _locks: ClassVar[dict[tuple[str, str, str], threading.Lock]] = {}
+    _guard = threading.Lock()
+
+    @classmethod
+    def get(cls, host: str, key_digest: str, name: str, fetch: Callable[[], Any]) -> Any:
+        slot = (host, key_digest, name)
+        with cls._guard:
+            lock = cls._locks.setdefault(slot, threading.Lock())
+        with lock:  # accounts in parallel wait for the first one's answer rather than all asking
+            if slot not in cls._answers:
+                cls._answers[slot] = fetch()
+            return cls._answers[slot]
+
+    @classmethod
+    def forget(cls) -> None:
+        with cls._guard:
+            cls._answers.clear()
+            cls._locks.clear()
+
+
 @dataclass
 class QueryResult:
     columns: list[str]
@@ -261,6 +287,7 @@ class PostHogClient:
         self.limiter = limiter or RateLimiter.for_key(api_key)
         self.stats = ClientStats()
         self._serial = next(_client_serial)
+        self._key_digest = hashlib.sha256(api_key.encode()).hexdigest()
         self._sleep = sleep or default_sleep
         self._in_flight = threading.BoundedSemaphore(self.concurrency)  # the real bound on parallel requests
         # Page fetches queue here; the semaphore above is what bounds requests in flight.
@@ -376,6 +403,11 @@ class PostHogClient:
 
     def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
         return self.request("GET", self.url(path, params))
+
+    def get_for_key(self, path: str, check: Callable[[Any], Any] = lambda body: body) -> Any:
+        """A GET whose answer depends only on the key (see KeyAnswers): asked once per key in this process.
+        `check` vets the answer first, so an answer of the wrong shape is never kept."""
+        return KeyAnswers.get(self.host, self._key_digest, path, lambda: check(self.get(path)))
 
     # ---- projects vs environments ---------------------------------------------------------
 

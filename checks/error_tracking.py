@@ -91,10 +91,8 @@ def source_maps(facts: Facts, t: dict[str, Any]) -> Finding:
     uploaded = [s for s in sets if s.get("storage_ptr")]
     failed = [s for s in sets if not s.get("storage_ptr")]
     metrics = {"web_exceptions_30d": web_exceptions, "symbol_sets": len(sets), "uploaded": len(uploaded)}
-    table = Table.of(["symbol set", "uploaded", "failure"], [
-        [s.get("ref"), "yes" if s.get("storage_ptr") else "no", s.get("failure_reason") or ""]
-        for s in (uploaded + failed)
-    ]) if sets else None
+    table = Table.of(["symbol set", "uploaded", "failure"], uploaded + failed, row=lambda s: [
+        s.get("ref"), "yes" if s.get("storage_ptr") else "no", s.get("failure_reason") or ""]) if sets else None
     if uploaded:
         return Finding(Status.PASS, f"{len(uploaded)} of {len(sets)} symbol set(s) have source maps uploaded.",
                        metrics, table)

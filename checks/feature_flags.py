@@ -86,10 +86,9 @@ def flags_in_use(facts: Facts, t: dict[str, Any]) -> Finding:
             if calls.get(f.get("key"), 0) > 0 or within(f.get("last_called_at"), facts.as_of, t["days"])]
     metrics = {"active_flags": len(flags), "flags_called_30d": len(used), "flag_calls_30d": sum(calls.values()),
                **truncation_note(facts, "identity")}
-    table = Table.of(["flag", "calls (30 d)", "last called"], [
-        [f.get("key"), calls.get(f.get("key"), 0), day(f.get("last_called_at"))]
-        for f in sorted(used, key=lambda f: -calls.get(f.get("key"), 0))
-    ]) if used else None
+    table = Table.of(["flag", "calls (30 d)", "last called"], sorted(used, key=lambda f: -calls.get(f.get("key"), 0)),
+                     row=lambda f: [f.get("key"), calls.get(f.get("key"), 0), day(f.get("last_called_at"))]) \
+        if used else None
     if used:
         return Finding(Status.PASS, f"{len(used)} of {len(flags)} active flags were called in {t['days']} days.",
                        metrics, table)
@@ -199,10 +198,9 @@ def stale_rollouts(facts: Facts, t: dict[str, Any]) -> Finding:
     if not stale:
         return Finding(Status.PASS, f"No active flag has sat at 100% for {t['days']}+ days.", metrics)
     calls = calls_by_key(facts) if facts.ok("identity") else None
-    table = Table.of(["flag", "rollout", "last change", "calls (30 d)", "PostHog status"], [
-        [f.get("key"), rollout(f), day(f.get("updated_at")), "?" if calls is None else calls.get(f.get("key"), 0),
-         f.get("status") or "—"] for f in stale
-    ])
+    table = Table.of(["flag", "rollout", "last change", "calls (30 d)", "PostHog status"], stale, row=lambda f: [
+        f.get("key"), rollout(f), day(f.get("updated_at")), "?" if calls is None else calls.get(f.get("key"), 0),
+        f.get("status") or "—"])
     return Finding(Status.WARN, f"{len(stale)} flag(s) fully rolled out and unchanged for {t['days']}+ days.",
                    metrics, table, "Remove the flag from the code, then disable and delete it in PostHog.")
 
@@ -226,9 +224,8 @@ def uncalled_flags(facts: Facts, t: dict[str, Any]) -> Finding:
     metrics = {"active_flags": len(flags), "uncalled": len(uncalled), **truncation_note(facts, "identity")}
     if not uncalled:
         return Finding(Status.PASS, f"All {len(flags)} active flags were called in {t['days']} days.", metrics)
-    table = Table.of(["flag", "description", "created", "last change"], [
-        [f.get("key"), f.get("name") or "", day(f.get("created_at")), day(f.get("updated_at"))] for f in uncalled
-    ])
+    table = Table.of(["flag", "description", "created", "last change"], uncalled, row=lambda f: [
+        f.get("key"), f.get("name") or "", day(f.get("created_at")), day(f.get("updated_at"))])
     return Finding(Status.WARN, f"{len(uncalled)} of {len(flags)} active flags had no call in {t['days']} days.",
                    metrics, table, "Check whether the code still evaluates these flags (locally evaluated flags "
                    "may not report calls); disable and delete the ones it does not.")
@@ -287,9 +284,8 @@ def experiments(facts: Facts, t: dict[str, Any]) -> Finding:
     overdue = [e for e in running if not within(e.get("start_date"), facts.as_of, t["max_running_days"])]
     metrics = {"experiments": len(items), "running": len(running),
                f"running_over_{t['max_running_days']}d": len(overdue)}
-    table = Table.of(["experiment", "flag", "started", "ended"], [
-        [e.get("name"), e.get("feature_flag_key"), day(e.get("start_date")), day(e.get("end_date"))] for e in items
-    ]) if items else None
+    table = Table.of(["experiment", "flag", "started", "ended"], items, row=lambda e: [
+        e.get("name"), e.get("feature_flag_key"), day(e.get("start_date")), day(e.get("end_date"))]) if items else None
     if not items:
         return Finding(Status.WARN, "No experiments.", metrics,
                        remediation="Run the next risky change as an experiment: PostHog computes the result.")

@@ -77,10 +77,9 @@ def owners_and_admins(facts: Facts, t: dict[str, Any]) -> Finding:
     owners = [m for m in privileged if m.get("level") == OWNER]
     active = [m for m in privileged if within(member_last_login(m), as_of, login_days)]
     active_owners = [m for m in owners if m in active]
-    table = Table.of(["name", "email", "level", "last login"], [
-        [member_name(m), (m.get("user") or {}).get("email"), LEVEL_NAMES.get(m.get("level") or 1, m.get("level")),
-         day(member_last_login(m))] for m in privileged
-    ])
+    table = Table.of(["name", "email", "level", "last login"], privileged, row=lambda m: [
+        member_name(m), (m.get("user") or {}).get("email"), LEVEL_NAMES.get(m.get("level") or 1, m.get("level")),
+        day(member_last_login(m))])
     metrics = {"members": len(members), "owners": len(owners), "admins_or_owners": len(privileged),
                f"active_in_{login_days}d": len(active)}
     fix = ("Ask the customer to promote a second person to admin (Organization settings → Members) so access does "

@@ -385,7 +385,7 @@ def actions_defined(facts: Facts, t: dict[str, Any]) -> Finding:
     actions = [a for a in facts.require("actions") if isinstance(a, dict) and not a.get("deleted")]
     ratio = share(event_total(df, "$autocapture"), total(df))
     metrics = {"actions": len(actions), "autocapture_share": pct(ratio)}
-    table = Table.of(["action", "created"], [[a.get("name"), day(a.get("created_at"))] for a in actions]) \
+    table = Table.of(["action", "created"], actions, row=lambda a: [a.get("name"), day(a.get("created_at"))]) \
         if actions else None
     if actions:
         return Finding(Status.PASS, f"{len(actions)} action(s) defined.", metrics, table)
@@ -427,7 +427,7 @@ def dashboards_in_use(facts: Facts, t: dict[str, Any]) -> Finding:
         metrics["last_viewed"] = day(max(views)) if views else "never"
     recent = [d for d in items if within(_viewed_at(d) or d.get("last_refresh"), as_of, t["recent_days"])]
     top = sorted(dashboards, key=lambda d: str(_viewed_at(d) or ""), reverse=True)
-    table = Table.of(["dashboard", "last viewed"], [[d.get("name"), day(_viewed_at(d))] for d in top]) \
+    table = Table.of(["dashboard", "last viewed"], top, row=lambda d: [d.get("name"), day(_viewed_at(d))]) \
         if dashboards else None
     fix = ("Walk the customer's core users through building the insights and a dashboard for their key metrics "
            "(PostHog's dashboard templates are a quick start), and check back that they open them.")
@@ -493,10 +493,9 @@ def behavioural(cohort: dict[str, Any]) -> bool:
 def cohorts_defined(facts: Facts, t: dict[str, Any]) -> Finding:
     cohorts = [c for c in facts.require("cohorts") if isinstance(c, dict) and not c.get("deleted")]
     behavioural_count = sum(1 for c in cohorts if behavioural(c))
-    table = Table.of(["cohort", "type", "people"], [
-        [c.get("name"), "static" if c.get("is_static") else ("behavioural" if behavioural(c) else "dynamic"),
-         c.get("count")] for c in cohorts
-    ]) if cohorts else None
+    table = Table.of(["cohort", "type", "people"], cohorts, row=lambda c: [
+        c.get("name"), "static" if c.get("is_static") else ("behavioural" if behavioural(c) else "dynamic"),
+        c.get("count")]) if cohorts else None
     return Finding(Status.INFO, f"{len(cohorts)} cohort(s), {behavioural_count} behavioural.",
                    {"cohorts": len(cohorts), "behavioural": behavioural_count}, table)
 

@@ -310,9 +310,8 @@ def short_recordings(facts: Facts, t: dict[str, Any]) -> Finding:
 )
 def saved_playlists(facts: Facts, t: dict[str, Any]) -> Finding:
     playlists = [p for p in facts.require("playlists") if isinstance(p, dict) and not p.get("deleted")]
-    table = Table.of(["playlist", "last modified"], [[p.get("name") or p.get("derived_name"),
-                                                      day(p.get("last_modified_at"))] for p in playlists]) \
-        if playlists else None
+    table = Table.of(["playlist", "last modified"], playlists, row=lambda p: [
+        p.get("name") or p.get("derived_name"), day(p.get("last_modified_at"))]) if playlists else None
     return Finding(Status.INFO, f"{len(playlists)} saved playlist(s).", {"playlists": len(playlists)}, table)
 
 

@@ -38,9 +38,8 @@ def surveys_launched(facts: Facts, t: dict[str, Any]) -> Finding:
     answered = [s for s in live if sent.get(str(s.get("id")), 0) > 0]
     metrics = {"surveys": len(surveys), "launched": len(live), "with_responses": len(answered),
                **truncation_note(facts, "identity")}
-    table = Table.of(["survey", "type", "started", "ended", "responses (30 d)"], [
-        [s.get("name"), s.get("type"), day(s.get("start_date")), day(s.get("end_date")), sent.get(str(s.get("id")), 0)]
-        for s in live
+    table = Table.of(["survey", "type", "started", "ended", "responses (30 d)"], live, row=lambda s: [
+        s.get("name"), s.get("type"), day(s.get("start_date")), day(s.get("end_date")), sent.get(str(s.get("id")), 0)
     ]) if live else None
     if answered:
         return Finding(Status.PASS, f"{len(answered)} launched survey(s) with responses.", metrics, table)

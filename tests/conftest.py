@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from auditor.demo import demo_scenario
-from auditor.posthog_api import PostHogClient, RateLimiter
+from auditor.posthog_api import KeyAnswers, PostHogClient, RateLimiter
 from tests.scenarios import VARIANTS
 from tests.standin import StandIn, running
 
@@ -48,8 +48,10 @@ def fresh_rate_limiters() -> Iterator[None]:
     """Each test starts as a fresh process would: with no requests counted against the key's hourly budgets
     (every stand-in test uses the same key, and the limiter is shared per key for the whole process)."""
     RateLimiter._shared.clear()
+    KeyAnswers.forget()  # nor any answer kept for the key
     yield
     RateLimiter._shared.clear()
+    KeyAnswers.forget()
 
 
 @pytest.fixture

@@ -91,6 +91,16 @@ def test_batch_reports_every_account_and_isolates_a_failure(book, tmp_path, stan
     assert [r["account"] for r in table] == ["Hedgebox prod", "Hedgebox marketing", "Hedgebox docs", "Broken Co"]
 
 
+def test_what_depends_only_on_the_key_is_asked_once_per_batch(book, tmp_path, standin):
+    """The key's scopes, its user and the billing of the user's current organization are the same for every
+    account on the key: three accounts, one request each (the refused key's pre-flight is its own)."""
+    batch(book, tmp_path / "portfolio", "--parallel", "3")
+    assert standin.count(r"^/api/personal_api_keys/@current/$") == 2  # the book's key, and the refused one
+    assert standin.count(r"^/api/users/@me/$") == 1
+    assert standin.count(r"^/api/billing/$") == 1
+    assert standin.count(r"/query/$", "POST") == 3  # the project's own questions are still asked per account
+
+
 def test_resume_skips_accounts_already_audited_this_period(book, tmp_path, standin):
     out = tmp_path / "portfolio"
     batch(book, out)

@@ -168,3 +168,12 @@ def test_hogql_frames_are_built_by_column_name_and_tolerate_types():
     assert row["distinct_ids"] == 0 and row["proxied"] == 3 and row["last_seen"] == "2026-11-01T00:00:00Z"
     assert dict(df.schema) == CUBE_SCHEMA
     assert frame({"columns": names, "rows": []}, CUBE_COLUMNS, CUBE_SCHEMA).height == 0
+
+
+def test_evidence_tables_build_only_the_rows_they_show():
+    from auditor.model import EVIDENCE_ROW_CAP, Table
+
+    built = []
+    table = Table.of(["n"], list(range(80_000)), row=lambda n: built.append(n) or [n])
+    assert table.total_rows == 80_000 and len(table.rows) == EVIDENCE_ROW_CAP
+    assert built == list(range(EVIDENCE_ROW_CAP))  # 50 rows formatted, not 80,000
