@@ -1,6 +1,7 @@
 """The command line: audit, render, checks.
 
-Exit codes: 0 ready, 1 not ready, 2 usage/config/auth error, 3 the API could not be reached at all.
+Exit codes: 0 ready, 1 not ready, 2 usage/config/auth error, 3 the API could not be reached at all;
+130 interrupted (Ctrl-C); 141 the reader of our output went away (`… | head`), like any tool killed by SIGPIPE.
 """
 
 from __future__ import annotations
@@ -35,7 +36,15 @@ from auditor.batch import (
     vitally_factory,
     write_portfolio,
 )
-from auditor.config import ConfigError, Settings, load_settings, parse_products
+from auditor.config import (
+    DEFAULT_API_KEY_ENV,
+    DEFAULT_CONCURRENCY,
+    MAX_CONCURRENCY,
+    ConfigError,
+    Settings,
+    load_settings,
+    parse_products,
+)
 from auditor.facts import Facts, load_facts
 from auditor.posthog_api import ApiError, PostHogClient, normalise_host
 from auditor.registry import Registry, load_registry
@@ -50,6 +59,7 @@ from auditor.vitally import label_paths, push_run, read_account
 from auditor.vitally_api import VitallyClient, base_url
 
 EXIT_READY, EXIT_NOT_READY, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 130, 141  # 128 + SIGINT, 128 + SIGPIPE
 
 
 class Fatal(Exception):
@@ -83,7 +93,7 @@ def cli() -> None:
               help="Project id; repeat for an account with several projects (env POSTHOG_PROJECT_ID).")
 @click.option("--all-projects", is_flag=True, help="Audit every project of the organization as one account.")
 @click.option("--api-key-env", help="Environment variable holding the personal API key "
-              "[default: POSTHOG_PERSONAL_API_KEY].")
+              f"[default: {DEFAULT_API_KEY_ENV}].")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
               help="Settings file [default: ./auditor.toml].")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="audit-report", show_default=True,
@@ -106,7 +116,9 @@ def cli() -> None:
 @click.option("--save-facts", type=click.Path(dir_okay=False), help="Also save the gathered facts to this file.")
 @click.option("--from-facts", type=click.Path(dir_okay=False), help="Re-audit saved facts offline (no API calls).")
 @click.option("--demo", is_flag=True, help="Audit the built-in demo project: no key, no network.")
-@click.option("--concurrency", type=click.IntRange(1, 64), help="Parallel requests [default: 8].")
+# The default lives in config (Settings): the help text reads it, so the two cannot drift apart again.
+@click.option("--concurrency", type=click.IntRange(1, MAX_CONCURRENCY),
+              help=f"Parallel requests [default: {DEFAULT_CONCURRENCY}, or [audit] concurrency].")
 @click.option("--no-plugins", is_flag=True, help="Do not load third-party checks.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing on success.")
 def audit(**opts: Any) -> None:
@@ -598,6 +610,9 @@ def _run(action: Callable[[], int]) -> NoReturn:
     """One place that turns expected failures into a one-line message and an exit code."""
     try:
         code = action()
+        sys.stdout.flush()  # a closed pipe must fail here, not in the interpreter's own flush at exit
+    except BrokenPipeError:
+        _quiet_after_broken_pipe()
     except Fatal as exc:
         click.echo(f"posthog-auditor: error: {exc}", err=True)
         sys.exit(exc.code)
@@ -609,7 +624,7 @@ def _run(action: Callable[[], int]) -> NoReturn:
         sys.exit(EXIT_USAGE)
     except KeyboardInterrupt:
         click.echo("posthog-auditor: interrupted", err=True)
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
     except Exception as exc:  # a bug: still one line, with a way to see more
         if os.environ.get("POSTHOG_AUDITOR_DEBUG"):
             raise
@@ -617,6 +632,17 @@ def _run(action: Callable[[], int]) -> NoReturn:
                    "(set POSTHOG_AUDITOR_DEBUG=1 for the traceback)", err=True)
         sys.exit(EXIT_USAGE)
     sys.exit(code)
+
+
+def _quiet_after_broken_pipe() -> NoReturn:
+    """`posthog-auditor checks | head`: the reader left. Say nothing (there is no one to tell) and exit like a
+    tool killed by SIGPIPE; stdout goes to /dev/null so the interpreter's final flush cannot complain either."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        pass  # not a real file descriptor (tests capture output in memory)
+    sys.exit(EXIT_BROKEN_PIPE)
 
 
 def main() -> None:

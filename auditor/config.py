@@ -6,7 +6,7 @@ auditor.toml (every section optional):
     host = "eu"                      # us, eu or a self-hosted base URL
     projects = [12345]
     api_key_env = "POSTHOG_PERSONAL_API_KEY"
-    concurrency = 8
+    concurrency = 24
     paying_for = ["product_analytics", "session_replay"]
 
     [weights]                        # readiness weight of each category
@@ -45,6 +45,9 @@ DEFAULT_WEIGHTS = {
 }
 DEFAULT_GATE = {"min_readiness": 80.0, "min_category": 70.0}
 DEFAULT_API_KEY_ENV = "POSTHOG_PERSONAL_API_KEY"
+# Requests in flight per audit: every fact's first request fits in one round. The CLI's help reads it from here.
+DEFAULT_CONCURRENCY = 24
+MAX_CONCURRENCY = 64
 CONFIG_FILE_NAME = "auditor.toml"
 
 
@@ -68,7 +71,7 @@ class Settings:
     host: str | None = None
     projects: list[str] = field(default_factory=list)
     api_key_env: str = DEFAULT_API_KEY_ENV
-    concurrency: int = 24  # every fact's first request fits in one round
+    concurrency: int = DEFAULT_CONCURRENCY
     read_timeout: float = 60.0
     max_retries: int = 4
     # PostHog's throttles per personal API key; a team with a raised api_query_rate_limit can say so here.
@@ -127,8 +130,8 @@ def apply_file(settings: Settings, data: dict[str, Any], checks: Mapping[str, Ch
         elif key == "api_key_env":
             settings.api_key_env = _str(value, f"{where}: audit.api_key_env")
         elif key == "concurrency":
-            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 64:
-                raise ConfigError(f"{where}: audit.concurrency must be an integer from 1 to 64")
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_CONCURRENCY:
+                raise ConfigError(f"{where}: audit.concurrency must be an integer from 1 to {MAX_CONCURRENCY}")
             settings.concurrency = value
         elif key == "read_timeout":
             settings.read_timeout = _number(value, f"{where}: audit.read_timeout", minimum=0.1, maximum=600)
