@@ -61,13 +61,26 @@ class AccountSpec:
         return re.sub(r"[^a-z0-9]+", "-", self.name.lower()).strip("-") or "account"
 
 
+# What [defaults] may set: the values every account reads from it when it does not set its own.
+DEFAULT_KEYS = frozenset({"host", "api_key_env"})
+
+
 def load_accounts(path: str, default_host: str | None = None) -> list[AccountSpec]:
     file = Path(path)
     data = read_toml(file, "accounts file")
-    defaults = data.get("defaults") or {}
     entries = data.get("accounts")
     if not isinstance(entries, list) or not entries:
         raise ConfigError(f"{path}: no [[accounts]] entries")
+    unknown_sections = sorted(set(data) - {"defaults", "accounts"})
+    if unknown_sections:  # e.g. [default] for [defaults]: its values would be silently ignored
+        raise ConfigError(f"{path}: unknown section [{unknown_sections[0]}] (known: [defaults], [[accounts]])")
+    defaults = data.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        raise ConfigError(f"{path}: [defaults] must be a table")
+    unknown_defaults = sorted(set(defaults) - DEFAULT_KEYS)
+    if unknown_defaults:
+        raise ConfigError(f"{path}: unknown key '{unknown_defaults[0]}' under [defaults] "
+                          f"(known: {', '.join(sorted(DEFAULT_KEYS))})")
     specs, seen = [], set()
     for i, entry in enumerate(entries, 1):
         where = f"{path}: account #{i}"
@@ -84,18 +97,29 @@ def load_accounts(path: str, default_host: str | None = None) -> list[AccountSpe
             host = normalise_host(str(host))
         except ValueError as exc:
             raise ConfigError(f"{where} ({entry['name']}): {exc}") from None
-        projects = [str(p) for p in entry.get("projects") or []]
+        raw_projects = entry.get("projects", [])
+        # A string is not a list: projects = "4242" would otherwise be read character by character (4, 2, 4, 2).
+        if not isinstance(raw_projects, list) or any(isinstance(p, bool) for p in raw_projects):
+            raise ConfigError(f"{where} ({entry['name']}): projects must be a list of numeric ids, "
+                              "e.g. projects = [4242]")
+        projects = [str(p) for p in raw_projects]
         if any(not p.isdigit() for p in projects):
             raise ConfigError(f"{where} ({entry['name']}): projects must be numeric ids")
-        if not projects and not entry.get("all_projects") and not entry.get("organization"):
+        organization = entry.get("organization")
+        if organization is not None and (not isinstance(organization, str) or not organization.strip()):
+            raise ConfigError(f"{where} ({entry['name']}): organization must be the organization id (a string)")
+        if projects and organization:  # which one was meant? Neither silently wins.
+            raise ConfigError(f"{where} ({entry['name']}): give projects or organization, not both")
+        if not projects and not entry.get("all_projects") and not organization:
             raise ConfigError(f"{where} ({entry['name']}): give projects, organization or all_projects = true")
         paying = entry.get("paying_for")
         attest = entry.get("attestations")
         spec = AccountSpec(
             name=entry["name"].strip(), host=host,
             api_key_env=str(entry.get("api_key_env") or defaults.get("api_key_env") or "POSTHOG_PERSONAL_API_KEY"),
-            projects=projects, all_projects=bool(entry.get("all_projects") or entry.get("organization")),
-            organization=entry.get("organization"), vitally_account=entry.get("vitally_account"),
+            projects=projects, all_projects=bool(entry.get("all_projects") or organization),
+            organization=organization.strip() if organization else None,
+            vitally_account=entry.get("vitally_account"),
             paying_for=parse_products(",".join(paying)) if paying else None,
             attestations=str((file.parent / attest).resolve()) if attest else None,
         )
