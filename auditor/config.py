@@ -49,6 +49,9 @@ DEFAULT_API_KEY_ENV = "POSTHOG_PERSONAL_API_KEY"
 DEFAULT_CONCURRENCY = 24
 MAX_CONCURRENCY = 64
 CONFIG_FILE_NAME = "auditor.toml"
+# [limits]: far above any PostHog throttle; a bigger number is a typo, not a raised limit.
+MAX_LIMIT = 1_000_000
+MAX_WINDOW_SECONDS = 86_400
 
 
 class ConfigError(Exception):
@@ -158,10 +161,10 @@ def apply_file(settings: Settings, data: dict[str, Any], checks: Mapping[str, Ch
     for kind in ("rest", "hogql"):
         count, window = settings.rate_limits[kind]
         if kind in limits:
-            count = int(_number(limits.pop(kind), f"{where}: limits.{kind}", minimum=1))
+            count = int(_number(limits.pop(kind), f"{where}: limits.{kind}", minimum=1, maximum=MAX_LIMIT))
         if f"{kind}_window_seconds" in limits:
             window = _number(limits.pop(f"{kind}_window_seconds"), f"{where}: limits.{kind}_window_seconds",
-                             minimum=0.001)
+                             minimum=0.001, maximum=MAX_WINDOW_SECONDS)
         settings.rate_limits[kind] = (count, window)
     if limits:
         raise ConfigError(f"{where}: unknown setting limits.{sorted(limits)[0]} "
@@ -190,7 +193,23 @@ def apply_file(settings: Settings, data: dict[str, Any], checks: Mapping[str, Ch
                 isinstance(default, int | float) and not isinstance(value, int | float)
             ):
                 raise ConfigError(f"{where}: {check_id}.{key} must be a {type(default).__name__}")
+            check_threshold_range(value, f"{where}: {check_id}.{key}", key)
         settings.check_overrides[check_id] = dict(overrides)
+
+
+# Threshold names say what they hold: a share or a rate is a fraction of a whole, everything else numeric is a
+# count, a number of days, hours, rows or milliseconds, none of which can be negative.
+FRACTION_SUFFIXES = ("_share", "_rate")
+
+
+def check_threshold_range(value: Any, what: str, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return
+    if name.endswith(FRACTION_SUFFIXES):
+        if not 0 <= value <= 1:
+            raise ConfigError(f"{what} is a share: it must be between 0 and 1 (e.g. 0.25 for 25%), got {value}")
+    elif value < 0:
+        raise ConfigError(f"{what} must be 0 or more, got {value}")
 
 
 def apply_vitally(vitally: VitallySettings, table: dict[str, Any], where: str) -> None:
@@ -235,5 +254,10 @@ def _number(value: Any, what: str, minimum: float | None = None, maximum: float 
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(f"{what} must be a number")
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-        raise ConfigError(f"{what} must be between {minimum} and {maximum}")
+        # Say only the bounds there are (never "between 0 and None").
+        if minimum is not None and maximum is not None:
+            raise ConfigError(f"{what} must be between {minimum:g} and {maximum:g}, got {value:g}")
+        if minimum is not None:
+            raise ConfigError(f"{what} must be {minimum:g} or more, got {value:g}")
+        raise ConfigError(f"{what} must be {maximum:g} or less, got {value:g}")
     return float(value)

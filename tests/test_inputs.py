@@ -51,3 +51,31 @@ def test_accounts_file_still_reads_what_it_should(tmp_path):
     a, b = load_accounts(str(accounts))
     assert a.projects == ["4242", "4243"] and a.api_key_env == "K" and a.host == "https://eu.posthog.com"
     assert b.organization == "0191b5c1" and b.all_projects and b.projects == []
+
+
+# ---- auditor.toml thresholds ---------------------------------------------------------------------
+
+@pytest.mark.parametrize(("content", "message"), [
+    ('[checks."product_analytics.autocapture-tuned"]\nmax_share = -5\n',
+     "product_analytics.autocapture-tuned.max_share is a share: it must be between 0 and 1"),
+    ('[checks."platform.reverse-proxy"]\npass_share = 90\n', "pass_share is a share: it must be between 0 and 1"),
+    ('[checks."surveys.response-rate"]\npass_rate = 1.5\n', "pass_rate is a share"),
+    ('[checks."platform.ingestion-warnings"]\nfail_count = -1\n', "fail_count must be 0 or more, got -1"),
+    ('[checks."handover.account-plan"]\nmax_age_days = -30\n', "max_age_days must be 0 or more"),
+    ("[weights]\nsurveys = -2\n", "weights.surveys must be 0 or more, got -2"),
+    ("[vitally]\nmin_arr = -1\n", "vitally.min_arr must be 0 or more"),
+    ("[gate]\nmin_readiness = 180\n", "gate.min_readiness must be between 0 and 100, got 180"),
+])
+def test_thresholds_are_range_checked_with_clear_messages(tmp_path, content, message):
+    config = tmp_path / "auditor.toml"
+    config.write_text(content)
+    result = invoke(["audit", "--demo", "--config", str(config), "--out", str(tmp_path / "o")])
+    one_line_error(result, message)
+    assert "None" not in result.output
+
+
+def test_thresholds_at_their_bounds_are_accepted(tmp_path):
+    config = tmp_path / "auditor.toml"
+    config.write_text('[checks."product_analytics.autocapture-tuned"]\nmax_share = 1\n'
+                      '[checks."platform.ingestion-warnings"]\nwarn_count = 0\n')
+    assert invoke(["audit", "--demo", "--config", str(config), "--out", str(tmp_path / "o"), "-q"]).exit_code == 1
