@@ -55,6 +55,7 @@ from auditor.render import (
     write_atomic,
     write_reports,
 )
+from auditor.text import neutralise
 from auditor.vitally import label_paths, push_run, read_account
 from auditor.vitally_api import VitallyClient, base_url
 
@@ -66,6 +67,12 @@ class Fatal(Exception):
     def __init__(self, message: str, code: int = EXIT_USAGE):
         super().__init__(message)
         self.code = code
+
+
+def say(text: str = "", err: bool = False) -> None:
+    """Print one line of the tool's output. Names in it come from a customer's project (or a server's error
+    text) and are data: control characters and bidi overrides are shown as escapes, never acted on."""
+    click.echo(neutralise(text), err=err)
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
@@ -191,18 +198,18 @@ def _audit(
         score = "unknown" if readiness["score"] is None else f"{readiness['score']:.0f}/100"
         subject = run["target"].get("project_name") or "the project"
         if mode == "health":
-            click.echo(f"Health: {readiness.get('band', 'Unknown')} ({score}) for {subject}.")
+            say(f"Health: {readiness.get('band', 'Unknown')} ({score}) for {subject}.")
         else:
             verdict = "Ready for handover" if readiness["ready"] else "Not ready for handover"
-            click.echo(f"{verdict}: readiness {score} for {subject}.")
+            say(f"{verdict}: readiness {score} for {subject}.")
         for reason in readiness["reasons"][:5]:
-            click.echo(f"  - {reason}")
+            say(f"  - {reason}")
         if len(readiness["reasons"]) > 5:
-            click.echo(f"  … and {len(readiness['reasons']) - 5} more (see the report)")
-        click.echo("Reports: " + ", ".join(str(p) for p in paths))
+            say(f"  … and {len(readiness['reasons']) - 5} more (see the report)")
+        say("Reports: " + ", ".join(str(p) for p in paths))
         vitally_fact = run["facts"].get("vitally") or {}
         if vitally_fact.get("status") == "error":
-            click.echo(f"warning: {vitally_fact.get('error')}", err=True)
+            say(f"warning: {vitally_fact.get('error')}", err=True)
     if push_vitally and vitally_client:
         account = vitally_account_id(vitally_account or "", run["target"])
         try:
@@ -237,7 +244,7 @@ def report_writes(client: VitallyClient, quiet: bool) -> None:
     if client.dry_run:
         click.echo(json.dumps(client.writes, indent=2, default=str))
     elif not quiet:
-        click.echo(f"Vitally: {len(client.writes)} write(s): " + ", ".join(
+        say(f"Vitally: {len(client.writes)} write(s): " + ", ".join(
             f"{w['method']} {w['path']}" for w in client.writes))
 
 
@@ -278,7 +285,7 @@ def _audit_live(registry: Registry, checks: list[Any], settings: Settings, demo:
         except ApiError as exc:
             fail(*api_error_message(exc, client.host))
     if save_facts and (all_projects or len(project_ids) > 1):
-        click.echo("note: --save-facts keeps one project's facts; it was skipped for this multi-project account",
+        say("note: --save-facts keeps one project's facts; it was skipped for this multi-project account",
                    err=True)
     return run
 
@@ -310,7 +317,7 @@ def render(report: str, formats: tuple[str, ...], out_dir: str | None) -> None:
         try:
             if out_dir:
                 for path in write_reports(run, Path(out_dir), chosen):
-                    click.echo(str(path))
+                    say(str(path))
             else:
                 for fmt in chosen:
                     click.echo(RENDERERS[fmt](run), nl=False)
@@ -334,7 +341,7 @@ def attest(init: bool, out_path: str, account: str, force: bool) -> None:
         if path.exists() and not force:
             fail(f"{out_path} already exists (use --force to overwrite)")
         write_atomic(path, template(default_hooks().attestation_items, account))
-        click.echo(f"Wrote {out_path}: answer the items, then pass --attestations {out_path} to `audit`.")
+        say(f"Wrote {out_path}: answer the items, then pass --attestations {out_path} to `audit`.")
         return 0
 
     _run(go)
@@ -385,7 +392,7 @@ def batch(accounts_file: str | None, from_vitally: bool, host: str | None, out_d
         write_portfolio(Path(out_dir), portfolio_rows(outcomes), mode)
         failed = [o for o in outcomes if o.status == "failed"]
         good = [o for o in outcomes if o.run and o.run["readiness"]["ready"]]
-        click.echo(f"{len(outcomes)} accounts: {len(good)} {'healthy' if mode == 'health' else 'ready'}, "
+        say(f"{len(outcomes)} accounts: {len(good)} {'healthy' if mode == 'health' else 'ready'}, "
                    f"{len(outcomes) - len(good) - len(failed)} not, {len(failed)} failed. "
                    f"Portfolio: {Path(out_dir) / 'index.html'}")
         return EXIT_READY if len(good) == len(outcomes) else EXIT_NOT_READY
@@ -409,12 +416,12 @@ def _run_with_progress(ctx: BatchContext, specs: list[AccountSpec], parallel: in
 
         def log(o: Outcome) -> None:
             done[0] += 1
-            click.echo(f"[{done[0]}/{len(specs)}] {line(o)}")
+            say(f"[{done[0]}/{len(specs)}] {line(o)}")
 
         return run_batch(ctx, specs, parallel, log)
     except BatchInterrupted as stop:
         write_portfolio(ctx.out_dir, portfolio_rows(stop.outcomes), ctx.mode)
-        click.echo(f"posthog-auditor: interrupted after {len(stop.outcomes)} of {len(specs)} accounts; "
+        say(f"posthog-auditor: interrupted after {len(stop.outcomes)} of {len(specs)} accounts; "
                    "their reports and the portfolio are written", err=True)
         sys.exit(130)
 
@@ -432,7 +439,7 @@ def history_command(account: str | None, history_dir: str, fmt: str) -> None:
             fail(f"no history at {history_dir} (audits record there with --history, batch by default)")
         if not account:
             for name in history.accounts(folder):
-                click.echo(name)
+                say(name)
             return 0
         table = history.trend(folder, account)
         if table.height == 0:
@@ -451,7 +458,7 @@ def history_command(account: str | None, history_dir: str, fmt: str) -> None:
                                  if k not in ("run_id", "started_at", "mode", "readiness", "ready", "band")
                                  and v is not None)
                 verdict_text = row["band"] or ("ready" if row["ready"] else "not ready")
-                click.echo(f"{row['started_at']}  {'?' if score is None else f'{score:.0f}':>3}{delta:<6} "
+                say(f"{row['started_at']}  {'?' if score is None else f'{score:.0f}':>3}{delta:<6} "
                            f"{verdict_text:<11} {cats}")
                 previous = score if score is not None else previous
         return 0
@@ -546,10 +553,10 @@ def apply_owners(client: VitallyClient, rows: list[dict[str, Any]], paths: dict[
 
 def print_allocations(rows: list[dict[str, Any]], applied: list[str], apply: bool) -> None:
     if not rows:
-        click.echo("No account to allocate.")
+        say("No account to allocate.")
         return
     header = f"{'account':<28} {'ARR':>10}  {'products':<8} {'users by region':<22} {'new owner':<14} handoff"
-    click.echo(header)
+    say(header)
     for r in rows:
         arr = "?" if r["arr"] is None else f"${r['arr']:,.0f}"
         users = ", ".join(f"{k} {v}" for k, v in r["users_by_region"].items()) or "unknown"
@@ -559,7 +566,7 @@ def print_allocations(rows: list[dict[str, Any]], applied: list[str], apply: boo
             line += f"  [review: {r['review']}]"
         if apply:
             line += "  (applied)" if r["account_id"] in applied else "  (not applied)"
-        click.echo(line)
+        say(line)
 
 
 def write_allocations(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -600,7 +607,7 @@ def list_checks(fmt: str, no_plugins: bool) -> None:
         width = max(len(r["id"]) for r in rows)
         for r in rows:
             marker = "  LOAD ERROR" if r["status"] == "error" else ""
-            click.echo(f"{r['id']:<{width}}  {r['severity']:<7}  {r['source']:<10}  {r['title']}{marker}")
+            say(f"{r['id']:<{width}}  {r['severity']:<7}  {r['source']:<10}  {r['title']}{marker}")
         return 0
 
     _run(go)
@@ -614,21 +621,21 @@ def _run(action: Callable[[], int]) -> NoReturn:
     except BrokenPipeError:
         _quiet_after_broken_pipe()
     except Fatal as exc:
-        click.echo(f"posthog-auditor: error: {exc}", err=True)
+        say(f"posthog-auditor: error: {exc}", err=True)
         sys.exit(exc.code)
     except ConfigError as exc:
-        click.echo(f"posthog-auditor: config error: {exc}", err=True)
+        say(f"posthog-auditor: config error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
     except OSError as exc:
-        click.echo(f"posthog-auditor: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), err=True)
+        say(f"posthog-auditor: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), err=True)
         sys.exit(EXIT_USAGE)
     except KeyboardInterrupt:
-        click.echo("posthog-auditor: interrupted", err=True)
+        say("posthog-auditor: interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
     except Exception as exc:  # a bug: still one line, with a way to see more
         if os.environ.get("POSTHOG_AUDITOR_DEBUG"):
             raise
-        click.echo(f"posthog-auditor: internal error: {type(exc).__name__}: {exc} "
+        say(f"posthog-auditor: internal error: {type(exc).__name__}: {exc} "
                    "(set POSTHOG_AUDITOR_DEBUG=1 for the traceback)", err=True)
         sys.exit(EXIT_USAGE)
     sys.exit(code)

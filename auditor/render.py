@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
 
 from auditor.model import SCHEMA_VERSION
+from auditor.text import neutralise
 
 FORMATS = ("html", "json", "md")
 FILE_NAMES = {"html": "report.html", "json": "report.json", "md": "report.md"}
@@ -30,13 +32,28 @@ def template_dir() -> Path:
     raise FileNotFoundError("report_templates not found next to the auditor package")
 
 
-def environment() -> Environment:
+def _finalize_html(value: Any) -> Any:
+    # Escaping makes a name inert as markup; a bidi override in it could still reorder the text after it (the
+    # score in the title, a verdict): shown as an escape instead. Newlines are only whitespace in HTML.
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return neutralise(value, keep_lines=True)
+    return value
+
+
+def _finalize_markdown(value: Any) -> Any:
+    # Markdown is read in terminals and chat tools: no control character, no new line from inside a name.
+    return neutralise(value) if isinstance(value, str) else value
+
+
+def environment(markdown: bool = False) -> Environment:
+    """The template environment: HTML autoescaped; every printed value, in either, passed through `neutralise`."""
     env = Environment(
         loader=FileSystemLoader(str(template_dir())),
         autoescape=select_autoescape(["html", "html.j2"]),
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=_finalize_markdown if markdown else _finalize_html,
     )
     env.filters["score"] = format_score
     env.filters["cell"] = format_cell
@@ -99,7 +116,7 @@ def render_html(run: dict[str, Any]) -> str:
 
 def render_markdown(run: dict[str, Any]) -> str:
     run = check_run_result(run)
-    return environment().get_template("report.md.j2").render(run=run)
+    return environment(markdown=True).get_template("report.md.j2").render(run=run)
 
 
 def render_json(run: dict[str, Any]) -> str:

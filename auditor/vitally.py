@@ -8,6 +8,7 @@ from html import escape
 from typing import Any
 
 from auditor.model import PRODUCTS
+from auditor.text import neutralise
 from auditor.vitally_api import VitallyClient
 
 # Vitally trait labels from PostHog's handbook ("Paying for <Product>"); keys are resolved via /customFields.
@@ -121,24 +122,29 @@ def own_traits(run: dict[str, Any], report_url: str | None) -> dict[str, Any]:
     return traits
 
 
+def _html(value: Any) -> str:
+    """Escaped, and with control and bidi characters shown as escapes: names in a note are data."""
+    return escape(neutralise(str(value), keep_lines=True))
+
+
 def note_for(run: dict[str, Any], account_id: str, report_url: str | None) -> dict[str, Any]:
     readiness = run["readiness"]
     score = "unknown" if readiness["score"] is None else f"{readiness['score']:.0f}/100"
     verdict = ("healthy" if readiness["ready"] else readiness.get("band", "not healthy").lower()) \
         if run.get("mode") == "health" else ("ready" if readiness["ready"] else "not ready")
-    parts = [f"<p><strong>{escape(verdict.capitalize())}</strong> — readiness {escape(score)} for "
-             f"{escape(str(run['target'].get('project_name') or run['target'].get('project_id')))}.</p>"]
+    parts = [f"<p><strong>{_html(verdict.capitalize())}</strong> — readiness {_html(score)} for "
+             f"{_html(str(run['target'].get('project_name') or run['target'].get('project_id')))}.</p>"]
     if readiness["reasons"]:
-        parts.append("<ul>" + "".join(f"<li>{escape(r)}</li>" for r in readiness["reasons"][:8]) + "</ul>")
+        parts.append("<ul>" + "".join(f"<li>{_html(r)}</li>" for r in readiness["reasons"][:8]) + "</ul>")
     parts.append("<p>" + ", ".join(
-        f"{escape(c['title'])}: {'unknown' if c['score'] is None else round(c['score'])}"
+        f"{_html(c['title'])}: {'unknown' if c['score'] is None else round(c['score'])}"
         for c in run["categories"] if c["in_scope"]) + "</p>")
     recs = run.get("brief", {}).get("top_recommendations") or []
     if recs:
-        parts.append("<ol>" + "".join(f"<li><strong>{escape(r['title'])}</strong>: {escape(r['summary'])} "
-                                      f"(<a href=\"{escape(r['docs_url'])}\">docs</a>)</li>" for r in recs) + "</ol>")
+        parts.append("<ol>" + "".join(f"<li><strong>{_html(r['title'])}</strong>: {_html(r['summary'])} "
+                                      f"(<a href=\"{_html(r['docs_url'])}\">docs</a>)</li>" for r in recs) + "</ol>")
     if report_url:
-        parts.append(f"<p><a href=\"{escape(report_url)}\">Full report</a></p>")
+        parts.append(f"<p><a href=\"{_html(report_url)}\">Full report</a></p>")
     return {
         # Derived from the account and the run: pushing the same run again updates this note.
         "externalId": f"posthog-audit-{account_id}-{run['run_id']}",
