@@ -79,3 +79,45 @@ def test_thresholds_at_their_bounds_are_accepted(tmp_path):
     config.write_text('[checks."product_analytics.autocapture-tuned"]\nmax_share = 1\n'
                       '[checks."platform.ingestion-warnings"]\nwarn_count = 0\n')
     assert invoke(["audit", "--demo", "--config", str(config), "--out", str(tmp_path / "o"), "-q"]).exit_code == 1
+
+
+# ---- attestations --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("content", "message"), [
+    ('[support_channels]\nanswer = "yes"\nby = "x"\ndate = 2999-01-01\n',
+     "[support_channels] date 2999-01-01 is in the future"),
+    ('[account_plan]\nanswer = "yes"\nby = "x"\ndate = 2026-01-01\n', '[account_plan] answer = "yes" needs the link'),
+])
+def test_attestation_mistakes_are_one_line_errors(tmp_path, content, message):
+    path = tmp_path / "a.toml"
+    path.write_text(content)
+    one_line_error(invoke(["audit", "--demo", "--out", str(tmp_path / "o"), "--attestations", str(path)]), message)
+
+
+def test_attestation_dates_up_to_today_and_plans_with_links_are_accepted(tmp_path):
+    from datetime import date
+
+    from auditor.attestations import load_attestations
+    from checks.handover import ATTESTATION_ITEMS
+
+    path = tmp_path / "a.toml"
+    path.write_text(f'[account_plan]\nanswer = "yes"\nlink = "https://docs.example.com/p"\nby = "x"\n'
+                    f'date = {date.today().isoformat()}\n[invoices_paid]\nanswer = "no"\nby = "x"\ndate = 2026-01-01\n')
+    items = load_attestations(str(path), ATTESTATION_ITEMS)["items"]
+    assert items["account_plan"]["link"] == "https://docs.example.com/p" and items["invoices_paid"]["answer"] == "no"
+
+
+@pytest.mark.parametrize("account", [
+    'Acme"\n[support_channels]\nanswer = "yes"\nby = "mallory"\ndate = 2026-01-01\n#',
+    "Acme\r\n[account_plan]\nlink = \"https://evil.example\"\nby = \"m\"\ndate = 2026-01-01",
+    "Acme ''' \"\"\" \\ \x1b[2J \x00 \u202e\u2028",
+])
+def test_attest_init_with_a_hostile_account_name_writes_a_valid_unanswered_template(tmp_path, account):
+    from auditor.attestations import load_attestations
+    from checks.handover import ATTESTATION_ITEMS
+
+    path = tmp_path / "a.toml"
+    result = invoke(["attest", "--init", "--out", str(path), "--account", account])
+    assert result.exit_code == 0, result.output
+    assert load_attestations(str(path), ATTESTATION_ITEMS)["items"] == {}  # valid TOML, nothing answered
+    assert path.read_text().startswith("# Handover attestations for Acme")
