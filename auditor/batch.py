@@ -229,9 +229,8 @@ def _audit(ctx: BatchContext, spec: AccountSpec) -> dict[str, Any]:
     run["account"] = spec.name
     if ctx.history_dir is not None:
         with ctx._history_lock:  # one writer at a time: the previous run must be read before this one lands
-            run["changes"] = history.changes(ctx.history_dir, run, spec.name)
-            run["trend"] = history.score_trend(ctx.history_dir, run, spec.name)
-            history.record(ctx.history_dir, run, spec.name)
+            history.compare(ctx.history_dir, run, spec.name)
+            history.record_run(ctx.history_dir, run, spec.name)
     write_reports(run, ctx.out_dir / spec.slug, ctx.formats)
     telemetry.send(ctx.settings.telemetry, run, spec.name)
     return run

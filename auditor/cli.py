@@ -189,9 +189,8 @@ def _audit(
     else:
         run = _audit_live(registry, checks, settings, demo, save_facts, all_projects, hooks, options)
     if history_dir:
-        run["changes"] = history.changes(Path(history_dir), run)
-        run["trend"] = history.score_trend(Path(history_dir), run)
-        history.record(Path(history_dir), run)
+        history.compare(Path(history_dir), run)
+        history.record_run(Path(history_dir), run)
     paths = write_reports(run, Path(out_dir), out_formats)
     readiness = run["readiness"]
     if not quiet:

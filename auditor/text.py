@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import re
 
+import click
+
 # Bidi controls: embeddings and overrides (U+202A–U+202E), isolates (U+2066–U+2069), and the marks that steer
 # neighbouring text (U+200E, U+200F, U+061C); line and paragraph separators (U+2028, U+2029) start a new line.
 _BIDI_AND_SEPARATORS = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029"
@@ -37,3 +39,8 @@ def neutralise(text: str, *, keep_lines: bool = False) -> str:
     """
     pattern = _CONTROL_KEEPING_LINES if keep_lines else _CONTROL
     return pattern.sub(_escape, text) if pattern.search(text) else text
+
+
+def warn(message: str) -> None:
+    """One warning line on stderr, neutralised (it may quote a name or a server's text)."""
+    click.echo(f"posthog-auditor: warning: {neutralise(message)}", err=True)
