@@ -156,7 +156,12 @@ class BatchContext:
     period: str = "day"  # day | week | month: what --resume counts as "already audited"
     vitally_factory: Callable[[], VitallyClient | None] = lambda: None
     session_factory: Callable[[AccountSpec], Any] = lambda spec: None  # tests and the demo serve accounts in-process
+    telemetry: telemetry.Telemetry | None = None  # one per batch: a host that fails is warned about once
     _history_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        if self.telemetry is None:
+            self.telemetry = telemetry.Telemetry(self.settings.telemetry)
 
 
 @dataclass
@@ -232,7 +237,8 @@ def _audit(ctx: BatchContext, spec: AccountSpec) -> dict[str, Any]:
             history.compare(ctx.history_dir, run, spec.name)
             history.record_run(ctx.history_dir, run, spec.name)
     write_reports(run, ctx.out_dir / spec.slug, ctx.formats)
-    telemetry.send(ctx.settings.telemetry, run, spec.name)
+    if ctx.telemetry is not None:
+        ctx.telemetry.send(run, spec.name)
     return run
 
 

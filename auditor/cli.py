@@ -55,6 +55,7 @@ from auditor.render import (
     write_atomic,
     write_reports,
 )
+from auditor.telemetry import Telemetry
 from auditor.text import neutralise
 from auditor.vitally import label_paths, push_run, read_account
 from auditor.vitally_api import VitallyClient, base_url
@@ -192,6 +193,9 @@ def _audit(
         history.compare(Path(history_dir), run)
         history.record_run(Path(history_dir), run)
     paths = write_reports(run, Path(out_dir), out_formats)
+    if not demo and not from_facts:  # one event per audited account, as in batch; not for the demo or a re-run
+        account = run["target"].get("organization_name") or run["target"].get("project_name")
+        Telemetry(settings.telemetry).send(run, str(account or history.account_key(run)))
     readiness = run["readiness"]
     if not quiet:
         score = "unknown" if readiness["score"] is None else f"{readiness['score']:.0f}/100"
