@@ -114,7 +114,8 @@ def cli() -> None:
               "for paid products, notes and engagement; key in VITALLY_API_KEY.")
 @click.option("--push-vitally", is_flag=True, help="After the audit, write its traits and note to the Vitally account.")
 @click.option("--vitally-dry-run", is_flag=True, help="With --push-vitally: print the payloads, send nothing.")
-@click.option("--report-url", help="Where the HTML report will be hosted (linked from Vitally).")
+@click.option("--report-url", callback=lambda ctx, param, value: check_report_url(value),
+              help="Where the HTML report will be hosted (an http(s) URL, linked from Vitally).")
 @click.option("--mode", type=click.Choice(["handover", "health"]), default="handover", show_default=True,
               help="handover: gate the handover; health: periodic health bands (Healthy/Concerning/Poor).")
 @click.option("--history", "history_dir", type=click.Path(file_okay=False),
@@ -215,11 +216,12 @@ def _audit(
             say(f"warning: {vitally_fact.get('error')}", err=True)
     if push_vitally and vitally_client:
         account = vitally_account_id(vitally_account or "", run["target"])
+        unresolved: list[str] = []
         try:
-            push_run(vitally_client, run, account, report_url)
+            push_run(vitally_client, run, account, report_url, unresolved)
         except ApiError as exc:
-            fail(f"Vitally: {exc}")
-        report_writes(vitally_client, quiet)
+            vitally_fail(exc, vitally_client)
+        report_writes(vitally_client, quiet, unresolved)
     return EXIT_READY if readiness["ready"] else EXIT_NOT_READY
 
 
@@ -231,7 +233,25 @@ def make_vitally_client(settings: Settings, dry_run: bool = False) -> VitallyCli
         base = base_url(settings.vitally.region, settings.vitally.subdomain)
     except ValueError as exc:
         fail(str(exc))
-    return VitallyClient(base, key, dry_run=dry_run)
+    # A dry run only looks things up, and shows its payloads even when it cannot: it need not retry for long.
+    return VitallyClient(base, key, dry_run=dry_run, **({"max_retries": 1} if dry_run else {}))
+
+
+def vitally_fail(exc: ApiError, client: VitallyClient | None = None) -> NoReturn:
+    """Vitally could not be reached at all: exit 3, like the PostHog API; any other refusal is 2."""
+    if exc.kind == "network":
+        fail(f"could not reach Vitally{' at ' + client.base if client else ''}", EXIT_UNREACHABLE)
+    fail(f"Vitally: {exc}")
+
+
+def check_report_url(value: str | None) -> str | None:
+    """The report link goes into a Vitally note and trait: only a web address (no javascript:, no file:)."""
+    if value is None:
+        return None
+    parts = urlsplit(value.strip())
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc or any(c.isspace() for c in value.strip()):
+        raise click.BadParameter(f"must be an http(s) URL, e.g. https://reports.example.com/acme.html, got {value!r}")
+    return value.strip()
 
 
 def vitally_account_id(given: str, target: dict[str, Any]) -> str:
@@ -243,9 +263,11 @@ def vitally_account_id(given: str, target: dict[str, Any]) -> str:
     return given
 
 
-def report_writes(client: VitallyClient, quiet: bool) -> None:
+def report_writes(client: VitallyClient, quiet: bool, unresolved: list[str] | None = None) -> None:
     if client.dry_run:
         click.echo(json.dumps(client.writes, indent=2, default=str))
+        for item in unresolved or []:  # on stderr: stdout stays the payloads, as JSON
+            say(f"posthog-auditor: dry run: could not resolve {item}", err=True)
     elif not quiet:
         say(f"Vitally: {len(client.writes)} write(s): " + ", ".join(
             f"{w['method']} {w['path']}" for w in client.writes))
@@ -385,7 +407,7 @@ def batch(accounts_file: str | None, from_vitally: bool, host: str | None, out_d
                 specs = specs_from_vitally(make_vitally_client(settings), normalise_host(default_host),
                                            settings.api_key_env, settings.vitally.min_arr)
             except ApiError as exc:
-                fail(f"Vitally: {exc}")
+                vitally_fail(exc)
         ctx = BatchContext(
             registry=registry, checks=list(registry.checks.values()), settings=settings, hooks=default_hooks(),
             out_dir=Path(out_dir), formats=parse_formats(formats), mode=mode,
@@ -477,7 +499,8 @@ def vitally() -> None:
 @vitally.command(name="push")
 @click.argument("report", type=click.Path(dir_okay=False))
 @click.option("--account", required=True, help="Vitally account id, or the PostHog organization id (externalId).")
-@click.option("--report-url", help="Where the HTML report is hosted, linked from the note and a trait.")
+@click.option("--report-url", callback=lambda ctx, param, value: check_report_url(value),
+              help="Where the HTML report is hosted (an http(s) URL), linked from the note and a trait.")
 @click.option("--dry-run", is_flag=True, help="Print the exact payloads; send nothing.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False))
 def vitally_push(report: str, account: str, report_url: str | None, dry_run: bool, config_path: str | None) -> None:
@@ -492,11 +515,12 @@ def vitally_push(report: str, account: str, report_url: str | None, dry_run: boo
             fail(f"{report}: {exc}")
         settings = load_settings(config_path, load_registry(plugins=False).checks)
         client = make_vitally_client(settings, dry_run=dry_run)
+        unresolved: list[str] = []
         try:
-            push_run(client, run, account, report_url)
+            push_run(client, run, account, report_url, unresolved)
         except ApiError as exc:
-            fail(f"Vitally: {exc}")
-        report_writes(client, quiet=False)
+            vitally_fail(exc, client)
+        report_writes(client, quiet=False, unresolved=unresolved)
         return 0
 
     _run(go)
@@ -533,7 +557,7 @@ def allocate(accounts: tuple[str, ...], min_arr: float | None, out_path: str | N
             rows = [allocate_account(info).to_dict() for info in infos]
             applied = apply_owners(client, rows, paths, settings.vitally.new_owner_label) if apply else []
         except ApiError as exc:
-            fail(f"Vitally: {exc}")
+            vitally_fail(exc, client)
         print_allocations(rows, applied, apply)
         if out_path:
             write_allocations(Path(out_path), rows)

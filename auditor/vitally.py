@@ -8,6 +8,7 @@ from html import escape
 from typing import Any
 
 from auditor.model import PRODUCTS
+from auditor.posthog_api import ApiError
 from auditor.text import neutralise
 from auditor.vitally_api import VitallyClient
 
@@ -155,13 +156,37 @@ def note_for(run: dict[str, Any], account_id: str, report_url: str | None) -> di
     }
 
 
-def push_run(client: VitallyClient, run: dict[str, Any], account_id: str, report_url: str | None = None) -> str:
-    """Set the tool's own traits and create or update this run's note. Returns the Vitally account id."""
-    account = client.account(account_id)
+def push_run(client: VitallyClient, run: dict[str, Any], account_id: str, report_url: str | None = None,
+             unresolved: list[str] | None = None) -> str:
+    """Set the tool's own traits and create or update this run's note. Returns the Vitally account id.
+
+    A dry run needs Vitally only to look things up (the account's id, whether this run's note exists): when it
+    cannot, it still records every payload it would send, and adds what it could not resolve to `unresolved`.
+    """
+    try:
+        account = client.account(account_id)
+    except ApiError as exc:
+        if not client.dry_run:
+            raise
+        _note(unresolved, f"the Vitally account '{account_id}' ({exc}): its id is shown as given, and the note's "
+                          "externalId is derived from it")
+        account = {}
     vitally_id = str(account.get("id") or account_id)
     client.update_account_traits(vitally_id, own_traits(run, report_url))
-    client.upsert_note(vitally_id, note_for(run, vitally_id, report_url))
+    note = note_for(run, vitally_id, report_url)
+    try:
+        client.upsert_note(vitally_id, note)
+    except ApiError as exc:
+        if not client.dry_run:
+            raise
+        _note(unresolved, f"whether this run's note already exists ({exc}): shown as a new note")
+        client.writes.append({"method": "POST", "path": "/notes", "body": {**note, "accountId": vitally_id}})
     return vitally_id
+
+
+def _note(unresolved: list[str] | None, text: str) -> None:
+    if unresolved is not None:
+        unresolved.append(text)
 
 
 def engagement(vitally: dict[str, Any] | None) -> str:
