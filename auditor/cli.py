@@ -156,6 +156,10 @@ def _audit(
     if paying_for is not None:
         settings.paying_for = parse_products(paying_for)
     out_formats = parse_formats(formats)
+    known_categories = list(dict.fromkeys(c.meta.category for c in registry.checks.values()))
+    for category in categories:  # an unknown one would select nothing, and say only "no checks selected"
+        if category not in known_categories:
+            fail(f"unknown category '{category}' (choose from {', '.join(known_categories)})")
     try:
         checks = registry.select(only, categories)
     except KeyError as exc:

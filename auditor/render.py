@@ -59,6 +59,8 @@ def environment(markdown: bool = False) -> Environment:
     env.filters["cell"] = format_cell
     env.filters["arc"] = gauge_arc
     env.filters["pct"] = format_pct
+    env.filters["category_label"] = category_label
+    env.filters["category_score"] = category_score_text
     env.globals["grouped"] = grouped_results
     return env
 
@@ -78,6 +80,18 @@ def format_pct(share: Any) -> str:
 
 def format_score(value: Any) -> str:
     return "unknown" if value is None else f"{float(value):.0f}"
+
+
+def category_label(category: dict[str, Any]) -> str:
+    """A category's name as every output shows it: HTML, Markdown and the Vitally note say the same thing."""
+    if category["id"] == "handover" and not category.get("weight"):
+        return f"{category['title']} (gate only)"  # scored like the others, but counted only by the gate
+    return category["title"]
+
+
+def category_score_text(category: dict[str, Any]) -> str:
+    """"n/a" when no scored check applies, "unknown" when an error makes it so, else the rounded score."""
+    return "n/a" if category.get("state") == "not_applicable" else format_score(category.get("score"))
 
 
 def format_cell(value: Any) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 
 from auditor.model import PRODUCTS
 from auditor.posthog_api import ApiError
+from auditor.render import category_label, category_score_text
 from auditor.text import neutralise
 from auditor.vitally_api import VitallyClient
 
@@ -137,8 +138,8 @@ def note_for(run: dict[str, Any], account_id: str, report_url: str | None) -> di
              f"{_html(str(run['target'].get('project_name') or run['target'].get('project_id')))}.</p>"]
     if readiness["reasons"]:
         parts.append("<ul>" + "".join(f"<li>{_html(r)}</li>" for r in readiness["reasons"][:8]) + "</ul>")
-    parts.append("<p>" + ", ".join(
-        f"{_html(c['title'])}: {'unknown' if c['score'] is None else round(c['score'])}"
+    parts.append("<p>" + ", ".join(  # worded as in the HTML and Markdown reports
+        f"{_html(category_label(c))}: {_html(category_score_text(c))}"
         for c in run["categories"] if c["in_scope"]) + "</p>")
     recs = run.get("brief", {}).get("top_recommendations") or []
     if recs:

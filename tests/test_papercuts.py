@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
 
+import pytest
 from click.testing import CliRunner
 
 from auditor.cli import cli
 from auditor.config import Settings
+from auditor.render import render_html, render_markdown
+from auditor.vitally import note_for, own_traits
 from tests.conftest import ROOT
 
 
@@ -39,3 +43,47 @@ def test_concurrency_default_has_one_source():
     readme = (ROOT / "README.md").read_text()
     assert re.search(rf"`--concurrency N` bounds requests in flight \(default {default};", readme)
     assert f"concurrency = {default}" in (ROOT / "auditor" / "config.py").read_text()  # the documented example
+
+
+def test_unknown_category_names_the_valid_ones():
+    result = invoke(["audit", "--demo", "--category", "nope"])
+    assert result.exit_code == 2
+    assert result.output.strip() == ("posthog-auditor: error: unknown category 'nope' (choose from platform, "
+                                     "product_analytics, session_replay, feature_flags, surveys, data_warehouse, "
+                                     "error_tracking, handover)")
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory) -> dict:
+    out = tmp_path_factory.mktemp("demo")
+    assert CliRunner().invoke(cli, ["audit", "--demo", "--format", "json", "--out", str(out), "-q"]).exit_code == 1
+    return json.loads((out / "report.json").read_text())
+
+
+def test_markdown_puts_each_regression_on_its_own_line(demo_run):
+    run = {**demo_run, "changes": {"previous_started_at": "2026-10-01T00:00:00+00:00", "previous_readiness": 80.0,
+                                   "readiness_delta": -9.0, "category_deltas": {},
+                                   "regressions": ["Reverse proxy (platform.reverse-proxy) went from pass to fail",
+                                                   "Session replay fell 20 points (80 → 60)"]}}
+    lines = render_markdown(run).splitlines()
+    since = next(i for i, ln in enumerate(lines) if ln.startswith("**Since the last audit on 2026-10-01**"))
+    assert lines[since].endswith("readiness 80 → 71")
+    assert lines[since + 1] == ""
+    assert lines[since + 2] == "- ↓ Reverse proxy (platform.reverse-proxy) went from pass to fail"
+    assert lines[since + 3] == "- ↓ Session replay fell 20 points (80 → 60)"
+    assert lines[since + 4] == ""
+    quiet = {**run, "changes": {**run["changes"], "regressions": []}}
+    assert "readiness 80 → 71. No regressions." in render_markdown(quiet)
+
+
+def test_the_handover_category_reads_the_same_in_html_markdown_and_vitally(demo_run):
+    handover = next(c for c in demo_run["categories"] if c["id"] == "handover")
+    shown = f"{handover['score']:.0f}"
+    html = render_html(demo_run)
+    table = re.search(r"<td>Handover \(gate only\)</td><td class=\"num\">([^<]+)</td>", html)
+    assert table and table.group(1) == shown
+    assert re.search(rf">Handover \(gate only\)</text>.*?>{shown}</text>", html, re.S)  # the bar chart's row
+    assert f"| Handover (gate only) | {shown} | yes |" in render_markdown(demo_run)
+    note = note_for(demo_run, "vit-1", None)["note"]
+    assert f"Handover (gate only): {shown}" in note
+    assert f"{own_traits(demo_run, None)['vitally.custom.posthogAuditHandoverScore']:.0f}" == shown
