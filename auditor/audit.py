@@ -73,7 +73,9 @@ def evaluate(
     facts.values["scope"] = Fact("ok", scope.to_dict())
     results = run_checks(checks, facts, settings)
     results += [plugin_failure_result(f) for f in registry.failures]
-    categories, readiness = score_run(results, scope, settings.weights, settings.gate, mode=mode)
+    selected = {c.id for c in checks}
+    subset = f"{len(selected)} of {len(registry.checks)}" if selected < set(registry.checks) else None
+    categories, readiness = score_run(results, scope, settings.weights, settings.gate, mode=mode, subset=subset)
     result_dicts = [r.to_dict() for r in results]
     scope_dict = scope.to_dict()
     finished_at = datetime.now(UTC)
@@ -101,6 +103,8 @@ def evaluate(
         "gate": dict(settings.gate),
         "brief": hooks.build_brief(facts, result_dicts, scope_dict),
         "stats": run_stats,
+        # Only with --check/--category: which checks ran, out of how many (the reports say "no verdict").
+        **({"selection": {"checks": sorted(selected), "of": len(registry.checks)}} if subset else {}),
     }
 
 
@@ -237,6 +241,7 @@ def combine_account(runs: list[dict[str, Any]], hooks: ProductHooks | None = Non
         "brief": brief,
         "stats": stats,
         "projects": runs,
+        **({"selection": first["selection"]} if first.get("selection") else {}),
     }
 
 

@@ -174,6 +174,8 @@ def _audit(
         except AttestationError as exc:
             fail(str(exc))
 
+    if push_vitally and (only or categories):  # it would overwrite the account's scores with a partial run
+        fail("--push-vitally needs a full audit, not a subset of checks (--check/--category)")
     vitally_client = None
     if vitally_account or push_vitally:
         if not vitally_account:
@@ -205,7 +207,12 @@ def _audit(
     if not quiet:
         score = "unknown" if readiness["score"] is None else f"{readiness['score']:.0f}/100"
         subject = run["target"].get("project_name") or "the project"
-        if mode == "health":
+        selection = run.get("selection")
+        if selection:  # a subset cannot headline a score: "readiness 0/100" would be a verdict it cannot give
+            verdict = "health" if mode == "health" else "readiness"
+            say(f"Subset of checks ({len(selection['checks'])} of {selection['of']}): no {verdict} verdict "
+                f"for {subject}.")
+        elif mode == "health":
             say(f"Health: {readiness.get('band', 'Unknown')} ({score}) for {subject}.")
         else:
             verdict = "Ready for handover" if readiness["ready"] else "Not ready for handover"
@@ -517,6 +524,8 @@ def vitally_push(report: str, account: str, report_url: str | None, dry_run: boo
             fail(f"report not found: {report}")
         except (json.JSONDecodeError, ValueError) as exc:
             fail(f"{report}: {exc}")
+        if run.get("selection"):
+            fail(f"{report} covers a subset of checks (--check/--category): push a full audit")
         settings = load_settings(config_path, load_registry(plugins=False).checks)
         client = make_vitally_client(settings, dry_run=dry_run)
         unresolved: list[str] = []

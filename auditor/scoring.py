@@ -95,21 +95,23 @@ def score_category(category: str, results: list[CheckResult], in_scope: bool, we
 
 def score_run(
     results: list[CheckResult], scope: Scope, weights: dict[str, float], gate: dict[str, float],
-    mode: str = "handover",
+    mode: str = "handover", subset: str | None = None,
 ) -> tuple[list[CategoryScore], Readiness]:
+    """subset: "N of M" when only some checks ran (--check/--category): then there is no readiness score or
+    verdict, only what the checks that ran found (a partial score would headline "readiness 0/100")."""
     present = {r.category for r in results}
     order = [c for c in CATEGORY_TITLES if c in present] + sorted(present - set(CATEGORY_TITLES))
     categories = [
         score_category(c, results, scope.in_scope(c), float(weights.get(c, 0))) for c in order
     ]
     if mode == "health":
-        return categories, health(results, categories, scope, gate)
-    return categories, readiness(results, categories, scope, gate)
+        return categories, health(results, categories, scope, gate, subset)
+    return categories, readiness(results, categories, scope, gate, subset=subset)
 
 
 def readiness(
     results: list[CheckResult], categories: list[CategoryScore], scope: Scope, gate: dict[str, float],
-    goal: str = "a handover needs",
+    goal: str = "a handover needs", subset: str | None = None,
 ) -> Readiness:
     reasons: list[str] = []
     min_readiness, min_category = gate["min_readiness"], gate["min_category"]
@@ -126,9 +128,9 @@ def readiness(
         reasons.append(f"Blocker {verb}: {r.title} ({r.id}) — {r.summary}")
 
     plan = next((r for r in results if r.id == ACCOUNT_PLAN_CHECK), None)
-    if plan is None:
+    if plan is None and subset is None:
         reasons.append(f"No Account Plan on record: {ACCOUNT_PLAN_CHECK} was not evaluated.")
-    elif plan.status != Status.PASS and plan not in blockers:
+    elif plan is not None and plan.status != Status.PASS and plan not in blockers:
         reasons.append(f"No current Account Plan ({ACCOUNT_PLAN_CHECK} is {plan.status}): {plan.summary}")
     # Every handover precondition must be met: a person's missing answer blocks like a failure.
     for r in results:
@@ -138,6 +140,10 @@ def readiness(
                 reasons.append(prefix + r.summary)
             elif r.status in (Status.FAIL, Status.ERROR):
                 reasons.append(f"Handover precondition not met — {r.title}: {r.summary}")
+
+    if subset is not None:  # what the selected checks found stands; scores of a subset mean nothing
+        return Readiness(score=None, ready=False, reasons=[
+            f"Only {subset} checks were run (--check/--category): there is no verdict from a subset.", *reasons])
 
     scored = [c for c in categories if c.in_scope and c.weight > 0]
     for c in scored:
@@ -167,11 +173,12 @@ def readiness(
 
 
 def health(
-    results: list[CheckResult], categories: list[CategoryScore], scope: Scope, gate: dict[str, float]
+    results: list[CheckResult], categories: list[CategoryScore], scope: Scope, gate: dict[str, float],
+    subset: str | None = None,
 ) -> Readiness:
     """Periodic health: the same scores, banded; handover-only preconditions do not count."""
     product_results = [r for r in results if r.category != "handover"]
-    assessed = readiness(product_results, categories, scope, gate, goal="a healthy account reaches")
+    assessed = readiness(product_results, categories, scope, gate, goal="a healthy account reaches", subset=subset)
     reasons = [r for r in assessed.reasons if "handover.account-plan" not in r]
     score = assessed.score
     band = "Unknown" if score is None else next(name for name, floor in HEALTH_BANDS if score >= floor)

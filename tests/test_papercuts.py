@@ -87,3 +87,28 @@ def test_the_handover_category_reads_the_same_in_html_markdown_and_vitally(demo_
     note = note_for(demo_run, "vit-1", None)["note"]
     assert f"Handover (gate only): {shown}" in note
     assert f"{own_traits(demo_run, None)['vitally.custom.posthogAuditHandoverScore']:.0f}" == shown
+
+
+def test_a_subset_run_gives_no_readiness_verdict(tmp_path):
+    out = tmp_path / "out"
+    result = invoke(["audit", "--demo", "--check", "platform.reverse-proxy", "--out", str(out)])
+    assert result.exit_code == 1  # never "ready" on a subset
+    assert result.output.startswith("Subset of checks (1 of 49): no readiness verdict for Hedgebox (production).")
+    assert "0/100" not in result.output
+    run = json.loads((out / "report.json").read_text())
+    assert run["selection"] == {"checks": ["platform.reverse-proxy"], "of": 49}
+    assert run["readiness"]["score"] is None and run["readiness"]["ready"] is False
+    assert [r["status"] for r in run["results"]] == ["fail"]  # the check itself still reports what it found
+    md = (out / "report.md").read_text()
+    assert md.startswith("## PostHog audit: Hedgebox (production) — subset of checks (1 of 49), no verdict")
+    assert "0/100" not in md
+    assert "Subset of checks (1 of 49): no readiness verdict</h2>" in (out / "report.html").read_text()
+    refused = invoke(["vitally", "push", str(out / "report.json"), "--account", "x", "--dry-run"],
+                     {"VITALLY_API_KEY": "k"})
+    assert refused.exit_code == 2 and "covers a subset of checks" in refused.output
+    pushed = invoke(["audit", "--demo", "--category", "platform", "--vitally-account", "x", "--push-vitally"])
+    assert pushed.exit_code == 2 and "--push-vitally needs a full audit" in pushed.output
+
+
+def test_a_full_run_still_has_its_verdict(demo_run):
+    assert "selection" not in demo_run and demo_run["readiness"]["score"] is not None
