@@ -18,7 +18,7 @@ from auditor.model import SCHEMA_VERSION, Check
 from auditor.posthog_api import ApiError, PostHogClient
 from auditor.registry import Registry
 from auditor.runner import needed_facts, plugin_failure_result, run_checks
-from auditor.scoring import decide_scope, score_run
+from auditor.scoring import decide_scope, read_failed, score_run
 
 
 @dataclass
@@ -68,8 +68,10 @@ def evaluate(
     set_local_facts(facts, attestations, vitally)
     # The scope comes first: checks such as handover.paid-products-used read it.
     vitally_paid = (facts.get("vitally") or {}).get("paid_products")
+    billing_error = facts.reason("billing") if read_failed(facts.status("billing"), facts.reason("billing")) \
+        else None
     scope = decide_scope(hooks.paid_from_billing(facts), settings.paying_for, hooks.products_used(facts),
-                         vitally_paid)
+                         vitally_paid, billing_error)
     facts.values["scope"] = Fact("ok", scope.to_dict())
     results = run_checks(checks, facts, settings)
     results += [plugin_failure_result(f) for f in registry.failures]

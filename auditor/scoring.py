@@ -58,10 +58,18 @@ class Readiness:
         return data
 
 
+def read_failed(status: str, reason: str | None) -> bool:
+    """A fact that should have been readable and was not (a 500, a timeout, a bad answer), as opposed to one
+    this key may not read (a missing scope, a 403, an endpoint closed to personal keys): the first is an
+    error to report, the second only "no access"."""
+    text = reason or ""
+    return status == "error" and "missing scope" not in text and "(403)" not in text
+
+
 def decide_scope(billing_paid: list[str] | None, flag_paid: list[str] | None, used: dict[str, bool],
-                 vitally_paid: list[str] | None = None) -> Scope:
+                 vitally_paid: list[str] | None = None, billing_error: str | None = None) -> Scope:
     """Paid products, in order of trust: billing, Vitally's `Paying for …` traits, then --paying-for; with no
-    source, every product in use."""
+    source, every product in use. billing_error: why billing, which the key may read, could not be read."""
     if billing_paid is not None:
         return Scope(sorted(billing_paid, key=PRODUCTS.index), "billing")
     if vitally_paid is not None:
@@ -69,6 +77,9 @@ def decide_scope(billing_paid: list[str] | None, flag_paid: list[str] | None, us
     if flag_paid is not None:
         return Scope(sorted(set(flag_paid), key=PRODUCTS.index), "flag")
     in_use = [p for p in PRODUCTS if used.get(p)]
+    if billing_error:  # not "no access": PostHog failed to answer, and the report must say so
+        return Scope(in_use, "usage", f"Billing could not be read ({billing_error}), and no Vitally traits or "
+                     "--paying-for: every product with usage is in scope.")
     return Scope(in_use, "usage", "No billing access, no Vitally traits and no --paying-for: every product with "
                  "usage is in scope.")
 

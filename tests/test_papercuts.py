@@ -112,3 +112,38 @@ def test_a_subset_run_gives_no_readiness_verdict(tmp_path):
 
 def test_a_full_run_still_has_its_verdict(demo_run):
     assert "selection" not in demo_run and demo_run["readiness"]["score"] is not None
+
+
+def audit_standin(standin, out, *extra: str):
+    return invoke(["audit", "--host", standin.url, "--project", "4242", "--out", str(out), "--no-plugins", *extra],
+                  {"POSTHOG_PERSONAL_API_KEY": standin.api_key})
+
+
+@pytest.fixture
+def no_backoff_waits(monkeypatch):
+    monkeypatch.setattr("auditor.posthog_api.default_sleep", lambda seconds: None)
+
+
+def test_a_billing_500_is_an_error_not_no_billing_access(standin, tmp_path, no_backoff_waits):
+    from tests.standin import Fault
+
+    standin.faults.append(Fault(r"^/api/billing/", status=500, times=99))
+    assert audit_standin(standin, tmp_path).exit_code == 1
+    run = json.loads((tmp_path / "report.json").read_text())
+    assert run["facts"]["billing"]["status"] == "error"
+    used = next(r for r in run["results"] if r["id"] == "handover.paid-products-used")
+    assert used["status"] == "error" and "Billing could not be read (PostHog answered 500" in used["summary"]
+    assert run["scope"]["note"].startswith("Billing could not be read (PostHog answered 500")
+    assert "no billing access" not in json.dumps(run).lower()
+    assert any("paid-products-used" in r or "Billing could not be read" in r for r in run["readiness"]["reasons"])
+
+
+def test_a_key_without_billing_access_still_says_so(standin, tmp_path, no_backoff_waits):
+    standin.scenario.key_scopes = [s for s in standin.scenario.key_scopes if s != "billing:read"] \
+        if "*" not in standin.scenario.key_scopes else ["project:read", "query:read", "organization:read",
+                                                        "organization_member:read"]
+    assert audit_standin(standin, tmp_path).exit_code == 1
+    run = json.loads((tmp_path / "report.json").read_text())
+    used = next(r for r in run["results"] if r["id"] == "handover.paid-products-used")
+    assert used["status"] == "manual" and "no billing access" in used["summary"]
+    assert run["scope"]["note"].startswith("No billing access")
