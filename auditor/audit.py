@@ -97,7 +97,11 @@ def evaluate(
         "target": target,
         "scope": scope_dict,
         "facts": {
-            name: {"status": f.status, "error": f.error} for name, f in sorted(facts.values.items())
+            # window_days for the HogQL facts: a query re-run over a shorter window says so in the report.
+            name: {"status": f.status, "error": f.error,
+                   **({"window_days": f.value["window_days"]}
+                      if f.status == "ok" and isinstance(f.value, dict) and "window_days" in f.value else {})}
+            for name, f in sorted(facts.values.items())
         },
         "results": result_dicts,
         "categories": [c.to_dict() for c in categories],

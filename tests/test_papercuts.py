@@ -147,3 +147,33 @@ def test_a_key_without_billing_access_still_says_so(standin, tmp_path, no_backof
     used = next(r for r in run["results"] if r["id"] == "handover.paid-products-used")
     assert used["status"] == "manual" and "no billing access" in used["summary"]
     assert run["scope"]["note"].startswith("No billing access")
+
+
+def test_after_the_7_day_fallback_summaries_say_7_days(standin, tmp_path, no_backoff_waits):
+    standin.scenario.timeout_windows = {30}  # the cube and identity queries over 30 days are too slow
+    assert audit_standin(standin, tmp_path).exit_code == 1
+    run = json.loads((tmp_path / "report.json").read_text())
+    assert run["facts"]["cube"]["window_days"] == 7
+    hogql_based = [r for r in run["results"] if r["status"] != "error"
+                   and any(name in ("cube", "identity") for name in _reads(r["id"]))]
+    assert hogql_based
+    for r in hogql_based:
+        assert "30 days" not in r["summary"] and "30 d " not in r["summary"], (r["id"], r["summary"])
+    flowing = next(r for r in run["results"] if r["id"] == "platform.events-flowing")
+    assert "in 7 days)" in flowing["summary"], flowing["summary"]
+    assert "Event mix, last 7 days" in (tmp_path / "report.html").read_text()
+    # Checks over facts that kept their window are untouched (recordings: 90 days, judged over 30).
+    replay = next(r for r in run["results"] if r["id"] == "session_replay.short-recordings")
+    assert run["facts"]["replay"]["window_days"] == 90 and "7 days" not in replay["summary"]
+
+
+def _reads(check_id: str) -> tuple[str, ...]:
+    from auditor.registry import load_registry
+
+    meta = load_registry(plugins=False).checks[check_id].meta
+    return meta.requires + meta.uses
+
+
+def test_with_the_full_window_summaries_are_unchanged(demo_run):
+    flowing = next(r for r in demo_run["results"] if r["id"] == "platform.events-flowing")
+    assert "in 30 days)" in flowing["summary"] and demo_run["facts"]["cube"]["window_days"] == 30
