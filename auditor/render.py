@@ -62,6 +62,8 @@ def environment(markdown: bool = False) -> Environment:
     env.filters["category_label"] = category_label
     env.filters["category_score"] = category_score_text
     env.globals["grouped"] = grouped_results
+    env.globals["ordered_findings"] = ordered_findings
+    env.globals["ACTION_SECTIONS"] = ACTION_SECTIONS
     return env
 
 
@@ -121,6 +123,58 @@ def grouped_results(run: dict[str, Any]) -> list[tuple[str, str, list[dict[str, 
         if items:
             groups.append((status, title, items))
     return groups
+
+
+SEVERITY_RANK = {"blocker": 0, "major": 1, "minor": 2, "info": 3}
+STATUS_RANK = {"fail": 0, "error": 1, "warn": 2, "manual": 3}
+# The sections of the findings, in report order; the first four are what a reader acts on.
+ACTION_SECTIONS = ("blocking", "to_fix", "manual", "out_of_scope")
+
+
+def ordered_findings(run: dict[str, Any]) -> list[tuple[str, str, list[dict[str, Any]]]]:
+    """The findings in the order a reader acts on them: what blocks the handover first (in-scope blockers and
+    the handover preconditions not met, by severity then status), then the other in-scope findings to fix, then
+    what needs a person, then findings in products the customer does not pay for (shown, not counted), then
+    passes, information and what did not apply. Within a section, ties keep the catalogue's order."""
+    in_scope = {c["id"]: c["in_scope"] for c in run["categories"]}
+    health = run.get("mode") == "health"
+
+    def scoped(r: dict[str, Any]) -> bool:
+        return in_scope.get(r["category"], True)  # plugin errors have no category row: they count
+
+    def blocks(r: dict[str, Any]) -> bool:
+        if not scoped(r):
+            return False
+        if r["category"] == "handover":  # every precondition must be met; health mode does not ask
+            return not health and r["status"] in ("fail", "error", "manual")
+        return r["severity"] == "blocker" and r["status"] in ("fail", "error")
+
+    def rank(r: dict[str, Any]) -> tuple[int, int]:
+        return SEVERITY_RANK.get(r["severity"], 9), STATUS_RANK.get(r["status"], 9)
+
+    results = run["results"]
+    placed = [False] * len(results)
+
+    def take(test: Any, ordered: bool = True) -> list[dict[str, Any]]:
+        chosen = []
+        for i, r in enumerate(results):
+            if not placed[i] and test(r):
+                placed[i] = True
+                chosen.append(r)
+        return sorted(chosen, key=rank) if ordered else chosen
+
+    sections = [
+        ("blocking", "Blockers" if health else "Blocks the handover", take(blocks)),
+        ("to_fix", "To fix", take(lambda r: scoped(r) and r["status"] in ("fail", "error", "warn"))),
+        ("manual", "Needs a person", take(lambda r: scoped(r) and r["status"] == "manual")),
+        ("out_of_scope", "Not paid for (shown, not counted)",
+         take(lambda r: not scoped(r) and r["status"] in ("fail", "error", "warn", "manual"))),
+        ("pass", "Passed", take(lambda r: r["status"] == "pass", ordered=False)),
+        ("info", "For information", take(lambda r: r["status"] == "info", ordered=False)),
+        ("skip", "Not applicable", take(lambda r: r["status"] == "skip", ordered=False)),
+        ("other", "Other", take(lambda r: True, ordered=False)),
+    ]
+    return [section for section in sections if section[2]]
 
 
 def render_html(run: dict[str, Any]) -> str:

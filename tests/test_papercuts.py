@@ -177,3 +177,49 @@ def _reads(check_id: str) -> tuple[str, ...]:
 def test_with_the_full_window_summaries_are_unchanged(demo_run):
     flowing = next(r for r in demo_run["results"] if r["id"] == "platform.events-flowing")
     assert "in 30 days)" in flowing["summary"] and demo_run["facts"]["cube"]["window_days"] == 30
+
+
+def test_findings_put_what_blocks_the_handover_first(demo_run):
+    html = render_html(demo_run)
+
+    def at(check_id: str) -> int:
+        return html.index(f'id="4242-{check_id}"')
+
+    in_scope_failures = [r["id"] for r in demo_run["results"] if r["status"] in ("fail", "warn")
+                         and r["category"] in ("platform", "product_analytics", "session_replay", "feature_flags")]
+    passes = [r["id"] for r in demo_run["results"] if r["status"] == "pass"]
+    out_of_scope = ["data_warehouse.sources-healthy", "error_tracking.source-maps", "surveys.response-rate"]
+    plan, invoices, checklist = "handover.account-plan", "handover.invoices-paid", "handover.attestations"
+    # The in-scope blocker comes first, and the "needs a person" blockers with it, not under 20 passes.
+    assert at(plan) < at(invoices) < at(checklist) < min(at(i) for i in in_scope_failures)
+    assert max(at(i) for i in in_scope_failures) < min(at(i) for i in out_of_scope) < min(at(i) for i in passes)
+    # Within the rest: by severity, then status (a major warning before a minor failure).
+    assert at("platform.sdk-versions") < at("platform.ingestion-warnings") < at("platform.reverse-proxy")
+    headings = re.findall(r'<h3 style="margin-top:20px" id="4242-(\w+)">', html)
+    assert headings == ["blocking", "to_fix", "out_of_scope", "pass", "info"]
+    md = render_markdown(demo_run)
+    order = [md.index(f"(`{i}`)") for i in (plan, invoices, "platform.sdk-versions", "platform.reverse-proxy",
+                                            "data_warehouse.sources-healthy")]
+    assert order == sorted(order)
+    assert md.index("**Blocks the handover**") < md.index("**To fix**") < md.index("**Not paid for")
+
+
+def test_finding_order_unit():
+    from auditor.render import ordered_findings
+
+    def r(check_id, status, severity):
+        return {"id": check_id, "category": check_id.split(".")[0], "status": status, "severity": severity}
+
+    run = {"mode": "handover", "categories": [{"id": "platform", "in_scope": True},
+                                              {"id": "surveys", "in_scope": False},
+                                              {"id": "handover", "in_scope": True}],
+           "results": [r("platform.a", "fail", "minor"), r("platform.b", "error", "blocker"),
+                       r("surveys.c", "fail", "blocker"), r("platform.d", "pass", "blocker"),
+                       r("platform.e", "fail", "blocker"), r("handover.f", "manual", "major"),
+                       r("platform.g", "warn", "major"), r("plugins.h", "error", "info")]}
+    got = [(key, [x["id"] for x in items]) for key, _, items in ordered_findings(run)]
+    assert got == [("blocking", ["platform.e", "platform.b", "handover.f"]),
+                   ("to_fix", ["platform.g", "platform.a", "plugins.h"]),
+                   ("out_of_scope", ["surveys.c"]), ("pass", ["platform.d"])]
+    health = [(key, [x["id"] for x in items]) for key, _, items in ordered_findings({**run, "mode": "health"})]
+    assert health[0] == ("blocking", ["platform.e", "platform.b"]) and ("manual", ["handover.f"]) in health
