@@ -94,9 +94,12 @@ class Settings:
     def client_options(self, api_key: str) -> dict[str, Any]:
         """PostHogClient keyword arguments from these settings; the limiter is shared by every client on the key."""
         from auditor.posthog_api import RateLimiter
+        from auditor.waits import announce_waits
 
+        # A long wait on the key's budget (the hourly HogQL limit) says what it waits for and how long.
+        limiter = announce_waits(RateLimiter.for_key(api_key, self.rate_limits))
         return {"concurrency": self.concurrency, "read_timeout": self.read_timeout, "max_retries": self.max_retries,
-                "limiter": RateLimiter.for_key(api_key, self.rate_limits)}
+                "limiter": limiter}
 
     def api_key(self) -> str | None:
         return os.environ.get(self.api_key_env) or None
