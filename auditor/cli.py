@@ -6,13 +6,15 @@ Exit codes: 0 ready, 1 not ready, 2 usage/config/auth error, 3 the API could not
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import os
 import re
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
@@ -31,6 +33,7 @@ from auditor.batch import (
     load_accounts,
     portfolio_rows,
     run_batch,
+    sorted_outcomes,
     specs_from_vitally,
     verdict,
     vitally_factory,
@@ -424,42 +427,86 @@ def batch(accounts_file: str | None, from_vitally: bool, host: str | None, out_d
             out_dir=Path(out_dir), formats=parse_formats(formats), mode=mode,
             history_dir=None if no_history else Path(history_dir), resume=resume, period=period,
             vitally_factory=vitally_factory(settings))
-        outcomes = _run_with_progress(ctx, specs, parallel)
-        write_portfolio(Path(out_dir), portfolio_rows(outcomes), mode)
+        outcomes = _run_with_progress(ctx, specs, parallel)  # writes the portfolio too
         failed = [o for o in outcomes if o.status == "failed"]
         good = [o for o in outcomes if o.run and o.run["readiness"]["ready"]]
         say(f"{len(outcomes)} accounts: {len(good)} {'healthy' if mode == 'health' else 'ready'}, "
-                   f"{len(outcomes) - len(good) - len(failed)} not, {len(failed)} failed. "
-                   f"Portfolio: {Path(out_dir) / 'index.html'}")
+            f"{len(outcomes) - len(good) - len(failed)} not, {len(failed)} failed. "
+            f"Portfolio: {Path(out_dir) / 'index.html'}")
         return EXIT_READY if len(good) == len(outcomes) else EXIT_NOT_READY
 
     _run(go)
 
 
 def _run_with_progress(ctx: BatchContext, specs: list[AccountSpec], parallel: int) -> list[Outcome]:
+    """Run the batch with progress, and write its portfolio (on Ctrl-C: of what finished, then exit 130)."""
+
     def line(o: Outcome) -> str:
-        if o.status == "failed":
-            return f"{o.spec.name}: failed — {o.error}"
+        if o.status in ("failed", "interrupted"):
+            return f"{o.spec.name}: {o.status} — {o.error}"
         score = o.run["readiness"]["score"] if o.run else None
         what = "resumed" if o.status == "resumed" else f"{o.seconds:.1f} s"
         return f"{o.spec.name}: {verdict(o.run or {})} {'?' if score is None else f'{score:.0f}'}/100 ({what})"
 
+    with ctrl_c_stops(ctx):
+        try:
+            if sys.stdout.isatty():
+                with click.progressbar(length=len(specs), label="Auditing", show_eta=True, show_pos=True) as bar:
+                    outcomes = run_batch(ctx, specs, parallel, lambda o: bar.update(1))
+            else:
+                done = [0]
+
+                def log(o: Outcome) -> None:
+                    done[0] += 1
+                    say(f"[{done[0]}/{len(specs)}] {line(o)}")
+
+                outcomes = run_batch(ctx, specs, parallel, log)
+        except BatchInterrupted as stop:
+            # The portfolio of what finished, the interrupted accounts listed as such, is the last thing written.
+            write_portfolio(ctx.out_dir, portfolio_rows(sorted_outcomes(stop.outcomes + stop.interrupted, specs)),
+                            ctx.mode)
+            say(f"posthog-auditor: interrupted: {len(stop.outcomes)} of {len(specs)} accounts finished; the "
+                f"portfolio lists the {len(stop.interrupted)} interrupted: {ctx.out_dir / 'index.html'}", err=True)
+            end_now(EXIT_INTERRUPTED)
+        write_portfolio(ctx.out_dir, portfolio_rows(outcomes), ctx.mode)  # still under the Ctrl-C flag
+        if ctx.interrupt_requested:  # Ctrl-C as the last account finished: all is written, still an interruption
+            say(f"posthog-auditor: interrupted after the last account finished; the portfolio is written: "
+                f"{ctx.out_dir / 'index.html'}", err=True)
+            end_now(EXIT_INTERRUPTED)
+    return outcomes
+
+
+@contextlib.contextmanager
+def ctrl_c_stops(ctx: BatchContext) -> Iterator[None]:
+    """While the batch runs, Ctrl-C only asks it to stop (a flag); the batch's own thread does the stopping, so
+    no KeyboardInterrupt can land in the middle of writing a report or the portfolio. A second Ctrl-C changes
+    nothing: stopping takes milliseconds."""
+
+    def handler(signum: int, frame: Any) -> None:
+        ctx.interrupt_requested = True
+
     try:
-        if sys.stdout.isatty():
-            with click.progressbar(length=len(specs), label="Auditing", show_eta=True, show_pos=True) as bar:
-                return run_batch(ctx, specs, parallel, lambda o: bar.update(1))
-        done = [0]
+        previous = signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread (a library caller): KeyboardInterrupt is handled by run_batch
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
-        def log(o: Outcome) -> None:
-            done[0] += 1
-            say(f"[{done[0]}/{len(specs)}] {line(o)}")
 
-        return run_batch(ctx, specs, parallel, log)
-    except BatchInterrupted as stop:
-        write_portfolio(ctx.out_dir, portfolio_rows(stop.outcomes), ctx.mode)
-        say(f"posthog-auditor: interrupted after {len(stop.outcomes)} of {len(specs)} accounts; "
-                   "their reports and the portfolio are written", err=True)
-        sys.exit(130)
+def end_now(code: int) -> NoReturn:
+    """End the process at once. Accounts still gathering hold requests open (a read can take a minute, a wait
+    on the hourly HogQL budget much longer) in threads the interpreter would wait for; they may write nothing
+    now, so nothing is lost by not waiting. Output is flushed first."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    _hard_exit(code)
+
+
+_hard_exit = os._exit  # tests running the CLI in-process replace it
 
 
 @cli.command(name="history")
