@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from auditor.cli import cli
 from auditor.demo import cube_row
+from auditor.posthog_api import RateLimiter
 from auditor.text import neutralise
 from auditor.vitally import note_for
 from tests.standin import Fault
@@ -24,6 +25,12 @@ ISOLATE = "survey \u2066hidden\u2069 \u2028next line"
 C1 = "csi \x9b31m red"
 # What must never reach a terminal, a Markdown note or an HTML report as a raw character.
 RAW = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
+
+
+@pytest.fixture(autouse=True)
+def fresh_limiters(monkeypatch):
+    """Tests share the stand-in's and the demo's keys: each gets its own rate-limit budget, so none waits."""
+    monkeypatch.setattr(RateLimiter, "_shared", {})
 
 
 @pytest.fixture(autouse=True)
@@ -111,8 +118,7 @@ def test_vitally_note_neutralises_names():
     assert not RAW.search(note) and "flag-\\u202eydaer" in note and "Acme\\rReady" in note
 
 
-def test_batch_progress_and_portfolio_neutralise_account_names(standin, tmp_path, monkeypatch):
-    monkeypatch.setattr("auditor.posthog_api.RateLimiter._shared", {})
+def test_batch_progress_and_portfolio_neutralise_account_names(standin, tmp_path):
     accounts = tmp_path / "accounts.toml"
     # An account name as Vitally (--from-vitally) or a colleague's file might carry it.
     accounts.write_text(f'[[accounts]]\nname = "Evil\\u001b[2J\\u202eCo"\nhost = "{standin.url}"\nprojects = [4242]\n')
