@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from auditor.cli import cli
-from auditor.demo import cube_row
 from auditor.posthog_api import RateLimiter
+from auditor.render import render_html, render_markdown
 from auditor.text import neutralise
 from auditor.vitally import note_for
 from tests.standin import Fault
@@ -39,16 +39,11 @@ def no_backoff_waits(monkeypatch):
 
 
 def make_hostile(scenario) -> None:
+    """Names from the project's REST answers (event names, from HogQL, are covered at render time below)."""
     scenario.project["name"] = SPOOF
     scenario.organization["name"] = ANSI
     scenario.members[0]["user"]["first_name"] = RLO
-    now = scenario.cube_rows[0]["last_seen"]
-    from datetime import datetime
-
-    moment = datetime.fromisoformat(now.replace("Z", "+00:00"))
-    scenario.cube_rows.append(cube_row(NUL, "posthog-node", "5.61.0", 50_000, moment, with_custom_properties=10))
-    scenario.cube_rows.append(cube_row(C1, "posthog-node", "5.61.0", 40_000, moment))
-    scenario.lists["feature_flags/"][3]["key"] = RLO  # stale and uncalled: listed in two findings
+    scenario.lists["feature_flags/"][3]["key"] = NUL  # stale and uncalled: listed in two findings
     scenario.lists["surveys/"][0]["name"] = ISOLATE
 
 
@@ -86,7 +81,7 @@ def test_terminal_markdown_and_html_show_hostile_names_neutralised(standin, tmp_
     # HTML: escaped as markup already; no bidi override may reorder the title's score or the verdict either.
     html = (out / "report.html").read_text()
     assert not RAW.search(html.replace("\r\n", "\n")), [m.group() for m in RAW.finditer(html)][:5]
-    assert "flag-\\u202eydaer" in html and "nul\\x00byte" in html and "survey \\u2066hidden" in html
+    assert "flag-\\u202eydaer" in html and "nul\\x00byte" in html and "survey \\u2066hidden" in html  # member, flag
     assert "<title>PostHog audit: Acme\\rReady for handover" in html
     # The JSON report keeps the names as data, unchanged (JSON escapes them itself).
     run = json.loads((out / "report.json").read_text())
@@ -127,3 +122,19 @@ def test_batch_progress_and_portfolio_neutralise_account_names(standin, tmp_path
     assert result.exit_code == 1, result.output
     assert not RAW.search(result.output) and "Evil\\x1b[2J\\u202eCo" in result.output
     assert not RAW.search((tmp_path / "p" / "index.html").read_text())
+
+
+def test_event_names_in_findings_are_neutralised_in_markdown_and_html(tmp_path):
+    """Event names (and any value from the HogQL answers) reach the reports through summaries, evidence tables
+    and recommendations: planted there, they come out neutralised."""
+    out = tmp_path / "demo"
+    assert CliRunner().invoke(cli, ["audit", "--demo", "--format", "json", "--out", str(out), "-q"]).exit_code == 1
+    run = json.loads((out / "report.json").read_text())
+    failing = next(r for r in run["results"] if r["status"] == "fail" and r["category"] != "handover")
+    failing["summary"] = f"{C1} and {NUL} are most of the events"
+    failing["evidence"]["table"] = {"columns": ["event", "events"], "rows": [[C1, 5], [SPOOF, 4]], "total_rows": 2}
+    run["brief"]["top_recommendations"][0]["summary"] = f"Rename {C1}"
+    for text in (render_markdown(run), render_html(run)):
+        assert not RAW.search(text.replace("\r\n", "\n"))
+        assert "csi \\x9b31m red" in text and "nul\\x00byte" in text
+    assert "Acme\\rReady for handover" in render_html(run)  # the evidence table row
