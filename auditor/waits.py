@@ -15,7 +15,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 ANNOUNCE_AFTER = 5.0  # seconds: shorter waits pass unremarked
-LIMIT_NAMES = {"hogql": ("HogQL query limit", "queries"), "rest": ("API request limit", "requests")}
+# The limiter's throttle names (one "rest" window, or PostHog's burst/sustained pairs): what a reader calls them.
+LIMIT_NAMES = {
+    "hogql": ("HogQL query limit", "queries"),
+    "rest": ("API request limit", "requests"),
+    "burst": ("API request limit", "requests"),
+    "sustained": ("hourly API request limit", "requests"),
+    "clickhouse_burst": ("insights and recordings request limit", "requests"),
+    "clickhouse_sustained": ("hourly insights and recordings request limit", "requests"),
+}
 
 
 def announce_waits(limiter: Any, notify: Callable[[str], None] | None = None,
@@ -29,21 +37,21 @@ def announce_waits(limiter: Any, notify: Callable[[str], None] | None = None,
     announced_until = [float("-inf")]
     acquire, sleep = limiter.acquire, limiter._sleep  # the limiter's own wait: wrapped, not reimplemented
 
-    def acquire_announcing(kind: str) -> None:
-        local.kind = kind
+    def acquire_announcing(*throttles: str, **options: Any) -> None:  # one kind, or several a request counts on
+        local.kinds = throttles
         try:
-            acquire(kind)
+            acquire(*throttles, **options)
         finally:
-            local.kind = None
+            local.kinds = ()
 
     def sleep_announcing(seconds: float) -> None:
-        kind = getattr(local, "kind", None)
+        kind = binding(limiter.limits, getattr(local, "kinds", ()), seconds)
         end = time.monotonic() + seconds
         with lock:  # threads waiting for the same window: one line, not one each
             fresh = seconds >= threshold and end > announced_until[0] + threshold
             if fresh:
                 announced_until[0] = end
-        if fresh and kind in limiter.limits:
+        if fresh and kind is not None:
             say(wait_message(kind, seconds, *limiter.limits[kind]))
         sleep(seconds)
 
@@ -51,6 +59,15 @@ def announce_waits(limiter: Any, notify: Callable[[str], None] | None = None,
     limiter._sleep = sleep_announcing
     limiter._announces_waits = True
     return limiter
+
+
+def binding(limits: dict[str, tuple[int, float]], kinds: tuple[str, ...], seconds: float) -> str | None:
+    """Which of the request's throttles a wait of `seconds` is for: only a window at least that long can make
+    one wait so long (a 20-minute wait is the hourly limit's); among those, the shortest window, then the
+    smallest limit."""
+    known = [k for k in kinds if k in limits]
+    fits = [k for k in known if limits[k][1] + max(1.0, limits[k][1] * 0.02) >= seconds] or known
+    return min(fits, key=lambda k: (limits[k][1], limits[k][0]), default=None)
 
 
 def wait_message(kind: str, seconds: float, limit: int, window: float,

@@ -75,3 +75,36 @@ def test_a_batch_on_a_spent_hogql_budget_says_so(book, tmp_path, monkeypatch):  
     assert waits and all(ln.startswith("posthog-auditor: waiting ") for ln in waits), result.output
     assert "for PostHog's HogQL query limit (4 queries an hour on this API key)" in waits[0]
     assert len(waits) <= 2, waits  # one line per wait, not one per thread
+
+
+def test_the_throttle_named_is_the_one_that_makes_the_wait():
+    from auditor.waits import binding
+
+    limits = {"burst": (480, 60.0), "sustained": (4800, 3600.0), "clickhouse_sustained": (1200, 3600.0),
+              "hogql": (120, 3600.0)}
+    assert binding(limits, ("hogql",), 1800) == "hogql"
+    assert binding(limits, ("burst", "sustained"), 30) == "burst"
+    assert binding(limits, ("burst", "sustained"), 1200) == "sustained"
+    assert binding(limits, ("burst", "sustained", "clickhouse_sustained"), 1200) == "clickhouse_sustained"
+    assert binding(limits, ("unknown",), 10) is None
+
+
+def test_a_limiter_taking_several_throttles_per_request_is_announced_too():
+    """The limiter's acquire may take every throttle a request counts against (PostHog's burst and sustained)."""
+    said: list[str] = []
+
+    class ManyThrottles:
+        def __init__(self) -> None:
+            self.limits = {"burst": (480, 60.0), "sustained": (2, 3600.0)}
+            self.sent = 0
+            self._sleep = lambda seconds: None
+
+        def acquire(self, *throttles: str) -> None:
+            self.sent += 1
+            if self.sent > 2:
+                self._sleep(3000.0)
+
+    limiter = announce_waits(ManyThrottles(), said.append)
+    for _ in range(3):
+        limiter.acquire("burst", "sustained")
+    assert len(said) == 1 and "for PostHog's hourly API request limit (2 requests an hour" in said[0]
