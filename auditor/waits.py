@@ -73,6 +73,7 @@ def binding(limits: dict[str, tuple[int, float]], kinds: tuple[str, ...], second
 def wait_message(kind: str, seconds: float, limit: int, window: float,
                  now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> str:
     name, unit = LIMIT_NAMES.get(kind, (f"{kind} limit", "requests"))
+    unit = {"queries": "query", "requests": "request"}[unit] if limit == 1 else unit
     resume = (now() + timedelta(seconds=seconds)).strftime("%H:%M UTC")
     return (f"waiting {duration(seconds)} for PostHog's {name} ({limit} {unit} {per(window)} on this API key); "
             f"going on at about {resume}")

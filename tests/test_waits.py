@@ -67,13 +67,13 @@ def test_a_batch_on_a_spent_hogql_budget_says_so(book, tmp_path, monkeypatch):  
 
     monkeypatch.setattr(RateLimiter, "for_key", classmethod(for_key))
     config = tmp_path / "auditor.toml"
-    config.write_text("[limits]\nhogql = 4\n")  # 3 accounts × 3 queries on one key: the fifth waits an hour
+    config.write_text("[limits]\nhogql = 1\n")  # 3 accounts, each with a HogQL query, on one key: the second waits
     result = CliRunner().invoke(cli, ["batch", str(book), "--out", str(tmp_path / "p"), "--no-history",
                                       "--no-plugins", "--parallel", "3", "--config", str(config)])
     assert result.exit_code == 1, result.output
     waits = [ln for ln in result.output.splitlines() if "waiting" in ln]
     assert waits and all(ln.startswith("posthog-auditor: waiting ") for ln in waits), result.output
-    assert "for PostHog's HogQL query limit (4 queries an hour on this API key)" in waits[0]
+    assert "for PostHog's HogQL query limit (1 query an hour on this API key)" in waits[0]
     assert len(waits) <= 2, waits  # one line per wait, not one per thread
 
 
