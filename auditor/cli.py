@@ -325,7 +325,7 @@ def _audit_live(registry: Registry, checks: list[Any], settings: Settings, demo:
             fail(*api_error_message(exc, client.host))
     if save_facts and (all_projects or len(project_ids) > 1):
         say("note: --save-facts keeps one project's facts; it was skipped for this multi-project account",
-                   err=True)
+            err=True)
     return run
 
 
@@ -506,7 +506,7 @@ def end_now(code: int) -> NoReturn:
     _hard_exit(code)
 
 
-_hard_exit = os._exit  # tests running the CLI in-process replace it
+_hard_exit = os._exit  # a seam for anyone running the CLI inside a process they want to keep
 
 
 @cli.command(name="history")
@@ -542,7 +542,7 @@ def history_command(account: str | None, history_dir: str, fmt: str) -> None:
                                  and v is not None)
                 verdict_text = row["band"] or ("ready" if row["ready"] else "not ready")
                 say(f"{row['started_at']}  {'?' if score is None else f'{score:.0f}':>3}{delta:<6} "
-                           f"{verdict_text:<11} {cats}")
+                    f"{verdict_text:<11} {cats}")
                 previous = score if score is not None else previous
         return 0
 
