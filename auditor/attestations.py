@@ -20,8 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from auditor.config import read_toml
+from auditor.text import neutralise
 
 ANSWERS = ("yes", "no", "n/a")
+# Items whose "yes" is a document: the attestation must say where it is.
+LINK_ITEMS = frozenset({"account_plan"})
 
 
 class AttestationError(Exception):
@@ -47,6 +50,9 @@ def _entry(path: str, name: str, entry: dict[str, Any]) -> dict[str, Any]:
     answer = entry.get("answer", "yes" if entry.get("link") else None)
     if answer not in ANSWERS:
         raise AttestationError(f"{path}: [{name}] answer must be one of {', '.join(ANSWERS)}")
+    if name in LINK_ITEMS and answer == "yes" and not entry.get("link"):
+        # "Yes, there is a plan" without saying where it is would pass the gate on a word.
+        raise AttestationError(f"{path}: [{name}] answer = \"yes\" needs the link to it (link = \"https://…\")")
     by = entry.get("by")
     if not isinstance(by, str) or not by.strip():
         raise AttestationError(f"{path}: [{name}] needs 'by' (who attests it)")
@@ -55,6 +61,8 @@ def _entry(path: str, name: str, entry: dict[str, Any]) -> dict[str, Any]:
         when = when.date()
     if not isinstance(when, date):
         raise AttestationError(f"{path}: [{name}] needs 'date' as a TOML date, e.g. date = 2026-11-01")
+    if when > date.today():  # the person's own calendar: nobody has checked anything tomorrow yet
+        raise AttestationError(f"{path}: [{name}] date {when.isoformat()} is in the future")
     link = entry.get("link")
     if link is not None and not (isinstance(link, str) and link.startswith(("https://", "http://"))):
         raise AttestationError(f"{path}: [{name}] link must be an http(s) URL")
@@ -64,6 +72,9 @@ def _entry(path: str, name: str, entry: dict[str, Any]) -> dict[str, Any]:
 
 def template(items: Mapping[str, str], account: str = "") -> str:
     today = date.today().isoformat()
+    # The account name lands in a comment: a newline in it would end the comment and start TOML of its own (an
+    # answered item), and TOML forbids control characters in comments. Shown escaped, it stays one comment.
+    account = neutralise(account)
     lines = [
         f"# Handover attestations{' for ' + account if account else ''}.",
         "# Answer each item a person has checked: answer = yes | no | n/a, who, and when. Items left commented",

@@ -18,7 +18,7 @@ from auditor.model import SCHEMA_VERSION, Check
 from auditor.posthog_api import ApiError, PostHogClient
 from auditor.registry import Registry
 from auditor.runner import needed_facts, plugin_failure_result, run_checks
-from auditor.scoring import decide_scope, score_run
+from auditor.scoring import decide_scope, read_failed, score_run
 
 
 @dataclass
@@ -68,12 +68,16 @@ def evaluate(
     set_local_facts(facts, attestations, vitally)
     # The scope comes first: checks such as handover.paid-products-used read it.
     vitally_paid = (facts.get("vitally") or {}).get("paid_products")
+    billing_error = facts.reason("billing") if read_failed(facts.status("billing"), facts.reason("billing")) \
+        else None
     scope = decide_scope(hooks.paid_from_billing(facts), settings.paying_for, hooks.products_used(facts),
-                         vitally_paid)
+                         vitally_paid, billing_error)
     facts.values["scope"] = Fact("ok", scope.to_dict())
     results = run_checks(checks, facts, settings)
     results += [plugin_failure_result(f) for f in registry.failures]
-    categories, readiness = score_run(results, scope, settings.weights, settings.gate, mode=mode)
+    selected = {c.id for c in checks}
+    subset = f"{len(selected)} of {len(registry.checks)}" if selected < set(registry.checks) else None
+    categories, readiness = score_run(results, scope, settings.weights, settings.gate, mode=mode, subset=subset)
     result_dicts = [r.to_dict() for r in results]
     scope_dict = scope.to_dict()
     finished_at = datetime.now(UTC)
@@ -93,7 +97,11 @@ def evaluate(
         "target": target,
         "scope": scope_dict,
         "facts": {
-            name: {"status": f.status, "error": f.error} for name, f in sorted(facts.values.items())
+            # window_days for the HogQL facts: a query re-run over a shorter window says so in the report.
+            name: {"status": f.status, "error": f.error,
+                   **({"window_days": f.value["window_days"]}
+                      if f.status == "ok" and isinstance(f.value, dict) and "window_days" in f.value else {})}
+            for name, f in sorted(facts.values.items())
         },
         "results": result_dicts,
         "categories": [c.to_dict() for c in categories],
@@ -101,6 +109,8 @@ def evaluate(
         "gate": dict(settings.gate),
         "brief": hooks.build_brief(facts, result_dicts, scope_dict),
         "stats": run_stats,
+        # Only with --check/--category: which checks ran, out of how many (the reports say "no verdict").
+        **({"selection": {"checks": sorted(selected), "of": len(registry.checks)}} if subset else {}),
     }
 
 
@@ -240,6 +250,7 @@ def combine_account(runs: list[dict[str, Any]], hooks: ProductHooks | None = Non
         "brief": brief,
         "stats": stats,
         "projects": runs,
+        **({"selection": first["selection"]} if first.get("selection") else {}),
     }
 
 

@@ -61,13 +61,26 @@ class AccountSpec:
         return re.sub(r"[^a-z0-9]+", "-", self.name.lower()).strip("-") or "account"
 
 
+# What [defaults] may set: the values every account reads from it when it does not set its own.
+DEFAULT_KEYS = frozenset({"host", "api_key_env"})
+
+
 def load_accounts(path: str, default_host: str | None = None) -> list[AccountSpec]:
     file = Path(path)
     data = read_toml(file, "accounts file")
-    defaults = data.get("defaults") or {}
     entries = data.get("accounts")
     if not isinstance(entries, list) or not entries:
         raise ConfigError(f"{path}: no [[accounts]] entries")
+    unknown_sections = sorted(set(data) - {"defaults", "accounts"})
+    if unknown_sections:  # e.g. [default] for [defaults]: its values would be silently ignored
+        raise ConfigError(f"{path}: unknown section [{unknown_sections[0]}] (known: [defaults], [[accounts]])")
+    defaults = data.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        raise ConfigError(f"{path}: [defaults] must be a table")
+    unknown_defaults = sorted(set(defaults) - DEFAULT_KEYS)
+    if unknown_defaults:
+        raise ConfigError(f"{path}: unknown key '{unknown_defaults[0]}' under [defaults] "
+                          f"(known: {', '.join(sorted(DEFAULT_KEYS))})")
     specs, seen = [], set()
     for i, entry in enumerate(entries, 1):
         where = f"{path}: account #{i}"
@@ -84,18 +97,29 @@ def load_accounts(path: str, default_host: str | None = None) -> list[AccountSpe
             host = normalise_host(str(host))
         except ValueError as exc:
             raise ConfigError(f"{where} ({entry['name']}): {exc}") from None
-        projects = [str(p) for p in entry.get("projects") or []]
+        raw_projects = entry.get("projects", [])
+        # A string is not a list: projects = "4242" would otherwise be read character by character (4, 2, 4, 2).
+        if not isinstance(raw_projects, list) or any(isinstance(p, bool) for p in raw_projects):
+            raise ConfigError(f"{where} ({entry['name']}): projects must be a list of numeric ids, "
+                              "e.g. projects = [4242]")
+        projects = [str(p) for p in raw_projects]
         if any(not p.isdigit() for p in projects):
             raise ConfigError(f"{where} ({entry['name']}): projects must be numeric ids")
-        if not projects and not entry.get("all_projects") and not entry.get("organization"):
+        organization = entry.get("organization")
+        if organization is not None and (not isinstance(organization, str) or not organization.strip()):
+            raise ConfigError(f"{where} ({entry['name']}): organization must be the organization id (a string)")
+        if projects and organization:  # which one was meant? Neither silently wins.
+            raise ConfigError(f"{where} ({entry['name']}): give projects or organization, not both")
+        if not projects and not entry.get("all_projects") and not organization:
             raise ConfigError(f"{where} ({entry['name']}): give projects, organization or all_projects = true")
         paying = entry.get("paying_for")
         attest = entry.get("attestations")
         spec = AccountSpec(
             name=entry["name"].strip(), host=host,
             api_key_env=str(entry.get("api_key_env") or defaults.get("api_key_env") or "POSTHOG_PERSONAL_API_KEY"),
-            projects=projects, all_projects=bool(entry.get("all_projects") or entry.get("organization")),
-            organization=entry.get("organization"), vitally_account=entry.get("vitally_account"),
+            projects=projects, all_projects=bool(entry.get("all_projects") or organization),
+            organization=organization.strip() if organization else None,
+            vitally_account=entry.get("vitally_account"),
             paying_for=parse_products(",".join(paying)) if paying else None,
             attestations=str((file.parent / attest).resolve()) if attest else None,
         )
@@ -132,13 +156,52 @@ class BatchContext:
     period: str = "day"  # day | week | month: what --resume counts as "already audited"
     vitally_factory: Callable[[], VitallyClient | None] = lambda: None
     session_factory: Callable[[AccountSpec], Any] = lambda spec: None  # tests and the demo serve accounts in-process
+    telemetry: telemetry.Telemetry | None = None  # one per batch: a host that fails is warned about once
+    # Ctrl-C: `interrupt_requested` is all a signal handler sets (a plain flag takes no lock); the batch's main
+    # thread then calls `freeze()`, which sets `stop`: no account starts, and no write starts, after it.
+    interrupt_requested: bool = False
+    stop: threading.Event = field(default_factory=threading.Event)
     _history_lock: threading.Lock = field(default_factory=threading.Lock)
+    _writes: threading.Condition = field(default_factory=threading.Condition)
+    _writing: int = 0
+    _committed: dict[str, dict[str, Any]] = field(default_factory=dict)  # slug -> run, written in full
+
+    def __post_init__(self) -> None:
+        if self.telemetry is None:
+            self.telemetry = telemetry.Telemetry(self.settings.telemetry)
+
+    def begin_writes(self) -> bool:
+        """May this account write its reports and history? Not once the batch is stopping."""
+        with self._writes:
+            if self.stop.is_set():
+                return False
+            self._writing += 1
+            return True
+
+    def end_writes(self, spec: AccountSpec, run: dict[str, Any] | None) -> None:
+        with self._writes:
+            if run is not None:
+                self._committed[spec.slug] = run
+            self._writing -= 1
+            self._writes.notify_all()
+
+    def freeze(self) -> None:
+        """Stop the batch: from now on nothing starts and nothing is written; returns once the writes already
+        under way (a few files, milliseconds) are complete. Then the portfolio is the last thing written."""
+        with self._writes:
+            self.stop.set()
+            while self._writing:
+                self._writes.wait()
+
+
+class Interrupted(Exception):
+    """The batch stopped before this account's audit could be written."""
 
 
 @dataclass
 class Outcome:
     spec: AccountSpec
-    status: str  # audited | resumed | failed
+    status: str  # audited | resumed | failed | interrupted
     run: dict[str, Any] | None = None
     error: str | None = None
     seconds: float = 0.0
@@ -165,15 +228,24 @@ def already_audited(ctx: BatchContext, spec: AccountSpec) -> dict[str, Any] | No
     return run if same_period and run.get("mode") == ctx.mode else None
 
 
+INTERRUPTED = "interrupted (Ctrl-C) before its audit was written"
+
+
 def audit_one(ctx: BatchContext, spec: AccountSpec) -> Outcome:
     clock = time.perf_counter()
+    if ctx.stop.is_set() or ctx.interrupt_requested:  # stopping: start no new account
+        return Outcome(spec, "interrupted", error=INTERRUPTED)
     if ctx.resume:
         previous = already_audited(ctx, spec)
         if previous is not None:
             return Outcome(spec, "resumed", previous)
     try:
         run = _audit(ctx, spec)
+    except Interrupted:
+        return Outcome(spec, "interrupted", error=INTERRUPTED, seconds=time.perf_counter() - clock)
     except (ApiError, AttestationError, ConfigError, ValueError, OSError) as exc:
+        if ctx.stop.is_set():  # whatever failed once the batch was stopping, it was the stop that ended it
+            return Outcome(spec, "interrupted", error=INTERRUPTED, seconds=time.perf_counter() - clock)
         return Outcome(spec, "failed", error=str(exc), seconds=time.perf_counter() - clock)
     return Outcome(spec, "audited", run, seconds=time.perf_counter() - clock)
 
@@ -198,40 +270,73 @@ def _audit(ctx: BatchContext, spec: AccountSpec) -> dict[str, Any]:
         run = audit_target(client, spec.projects, ctx.registry, ctx.checks, settings, all_projects=spec.all_projects,
                            organization=spec.organization, hooks=ctx.hooks, **options)
     run["account"] = spec.name
-    if ctx.history_dir is not None:
-        with ctx._history_lock:  # one writer at a time: the previous run must be read before this one lands
-            run["changes"] = history.changes(ctx.history_dir, run, spec.name)
-            run["trend"] = history.score_trend(ctx.history_dir, run, spec.name)
-            history.record(ctx.history_dir, run, spec.name)
-    write_reports(run, ctx.out_dir / spec.slug, ctx.formats)
-    telemetry.send(ctx.settings.telemetry, run, spec.name)
+    # Everything this account writes happens between begin_writes and end_writes: all of it, or (stopped
+    # first) none of it, and never after the portfolio of an interrupted batch.
+    if not ctx.begin_writes():
+        raise Interrupted
+    written = None
+    try:
+        if ctx.history_dir is not None:
+            with ctx._history_lock:  # one writer at a time: the previous run must be read before this one lands
+                history.compare(ctx.history_dir, run, spec.name)
+                history.record_run(ctx.history_dir, run, spec.name)
+        write_reports(run, ctx.out_dir / spec.slug, ctx.formats)
+        written = run
+    finally:
+        ctx.end_writes(spec, written)
+    if ctx.telemetry is not None and not ctx.stop.is_set():
+        ctx.telemetry.send(run, spec.name)
     return run
 
 
 def run_batch(ctx: BatchContext, specs: list[AccountSpec], parallel: int,
               on_done: Callable[[Outcome], None] = lambda o: None) -> list[Outcome]:
-    """Audit every account; on Ctrl-C, stop starting new ones and return what finished (then re-raise)."""
+    """Audit every account. Stopped (Ctrl-C: KeyboardInterrupt here, or `ctx.interrupt_requested` set by a
+    signal handler), it starts nothing more, lets the writes under way finish, and raises BatchInterrupted with
+    what finished and what was interrupted; accounts still gathering are abandoned and will write nothing."""
     outcomes: list[Outcome] = []
     pool = ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="account")
-    pending: set[Future[Outcome]] = {pool.submit(audit_one, ctx, spec) for spec in specs}
+    futures: dict[Future[Outcome], AccountSpec] = {pool.submit(audit_one, ctx, spec): spec for spec in specs}
+    pending = set(futures)
     try:
-        while pending:
-            done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+        while pending and not ctx.interrupt_requested:
+            done, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
             for future in done:
                 outcome = future.result()
                 outcomes.append(outcome)
                 on_done(outcome)
     except KeyboardInterrupt:
+        ctx.interrupt_requested = True
+    if ctx.interrupt_requested:
+        ctx.freeze()
         pool.shutdown(wait=False, cancel_futures=True)
-        raise BatchInterrupted(sorted_outcomes(outcomes, specs)) from None
+        raise BatchInterrupted(*_settle(ctx, specs, futures, outcomes)) from None
     pool.shutdown(wait=True)
     return sorted_outcomes(outcomes, specs)
 
 
+def _settle(ctx: BatchContext, specs: list[AccountSpec], futures: dict[Future[Outcome], AccountSpec],
+            outcomes: list[Outcome]) -> tuple[list[Outcome], list[Outcome]]:
+    """After a stop: every account is finished (its outcome, or a run written in full) or interrupted."""
+    known = {o.spec.slug: o for o in outcomes}
+    for future, spec in futures.items():
+        if spec.slug not in known and future.done() and not future.cancelled() and future.exception() is None:
+            known[spec.slug] = future.result()
+    for spec in specs:  # written in full, its future not yet returned: finished all the same
+        run = ctx._committed.get(spec.slug)
+        if run is not None and (spec.slug not in known or known[spec.slug].status == "interrupted"):
+            known[spec.slug] = Outcome(spec, "audited", run)
+    finished = [o for o in known.values() if o.status != "interrupted"]
+    done = {o.spec.slug for o in finished}
+    interrupted = [Outcome(spec, "interrupted", error=INTERRUPTED) for spec in specs if spec.slug not in done]
+    return sorted_outcomes(finished, specs), interrupted
+
+
 class BatchInterrupted(Exception):
-    def __init__(self, outcomes: list[Outcome]):
+    def __init__(self, outcomes: list[Outcome], interrupted: list[Outcome] | None = None):
         super().__init__("interrupted")
-        self.outcomes = outcomes
+        self.outcomes = outcomes  # what finished
+        self.interrupted = interrupted or []  # what did not: listed in the portfolio as interrupted
 
 
 def sorted_outcomes(outcomes: list[Outcome], specs: list[AccountSpec]) -> list[Outcome]:

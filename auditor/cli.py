@@ -1,17 +1,20 @@
 """The command line: audit, render, checks.
 
-Exit codes: 0 ready, 1 not ready, 2 usage/config/auth error, 3 the API could not be reached at all.
+Exit codes: 0 ready, 1 not ready, 2 usage/config/auth error, 3 the API could not be reached at all;
+130 interrupted (Ctrl-C); 141 the reader of our output went away (`… | head`), like any tool killed by SIGPIPE.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import os
 import re
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
@@ -30,12 +33,21 @@ from auditor.batch import (
     load_accounts,
     portfolio_rows,
     run_batch,
+    sorted_outcomes,
     specs_from_vitally,
     verdict,
     vitally_factory,
     write_portfolio,
 )
-from auditor.config import ConfigError, Settings, load_settings, parse_products
+from auditor.config import (
+    DEFAULT_API_KEY_ENV,
+    DEFAULT_CONCURRENCY,
+    MAX_CONCURRENCY,
+    ConfigError,
+    Settings,
+    load_settings,
+    parse_products,
+)
 from auditor.facts import Facts, load_facts
 from auditor.posthog_api import ApiError, PostHogClient, normalise_host
 from auditor.registry import Registry, load_registry
@@ -46,16 +58,25 @@ from auditor.render import (
     write_atomic,
     write_reports,
 )
+from auditor.telemetry import Telemetry
+from auditor.text import neutralise
 from auditor.vitally import label_paths, push_run, read_account
 from auditor.vitally_api import VitallyClient, base_url
 
 EXIT_READY, EXIT_NOT_READY, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 130, 141  # 128 + SIGINT, 128 + SIGPIPE
 
 
 class Fatal(Exception):
     def __init__(self, message: str, code: int = EXIT_USAGE):
         super().__init__(message)
         self.code = code
+
+
+def say(text: str = "", err: bool = False) -> None:
+    """Print one line of the tool's output. Names in it come from a customer's project (or a server's error
+    text) and are data: control characters and bidi overrides are shown as escapes, never acted on."""
+    click.echo(neutralise(text), err=err)
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
@@ -83,7 +104,7 @@ def cli() -> None:
               help="Project id; repeat for an account with several projects (env POSTHOG_PROJECT_ID).")
 @click.option("--all-projects", is_flag=True, help="Audit every project of the organization as one account.")
 @click.option("--api-key-env", help="Environment variable holding the personal API key "
-              "[default: POSTHOG_PERSONAL_API_KEY].")
+              f"[default: {DEFAULT_API_KEY_ENV}].")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
               help="Settings file [default: ./auditor.toml].")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="audit-report", show_default=True,
@@ -96,7 +117,8 @@ def cli() -> None:
               "for paid products, notes and engagement; key in VITALLY_API_KEY.")
 @click.option("--push-vitally", is_flag=True, help="After the audit, write its traits and note to the Vitally account.")
 @click.option("--vitally-dry-run", is_flag=True, help="With --push-vitally: print the payloads, send nothing.")
-@click.option("--report-url", help="Where the HTML report will be hosted (linked from Vitally).")
+@click.option("--report-url", callback=lambda ctx, param, value: check_report_url(value),
+              help="Where the HTML report will be hosted (an http(s) URL, linked from Vitally).")
 @click.option("--mode", type=click.Choice(["handover", "health"]), default="handover", show_default=True,
               help="handover: gate the handover; health: periodic health bands (Healthy/Concerning/Poor).")
 @click.option("--history", "history_dir", type=click.Path(file_okay=False),
@@ -106,7 +128,9 @@ def cli() -> None:
 @click.option("--save-facts", type=click.Path(dir_okay=False), help="Also save the gathered facts to this file.")
 @click.option("--from-facts", type=click.Path(dir_okay=False), help="Re-audit saved facts offline (no API calls).")
 @click.option("--demo", is_flag=True, help="Audit the built-in demo project: no key, no network.")
-@click.option("--concurrency", type=click.IntRange(1, 64), help="Parallel requests [default: 8].")
+# The default lives in config (Settings): the help text reads it, so the two cannot drift apart again.
+@click.option("--concurrency", type=click.IntRange(1, MAX_CONCURRENCY),
+              help=f"Parallel requests [default: {DEFAULT_CONCURRENCY}, or [audit] concurrency].")
 @click.option("--no-plugins", is_flag=True, help="Do not load third-party checks.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing on success.")
 def audit(**opts: Any) -> None:
@@ -135,6 +159,10 @@ def _audit(
     if paying_for is not None:
         settings.paying_for = parse_products(paying_for)
     out_formats = parse_formats(formats)
+    known_categories = list(dict.fromkeys(c.meta.category for c in registry.checks.values()))
+    for category in categories:  # an unknown one would select nothing, and say only "no checks selected"
+        if category not in known_categories:
+            fail(f"unknown category '{category}' (choose from {', '.join(known_categories)})")
     try:
         checks = registry.select(only, categories)
     except KeyError as exc:
@@ -149,6 +177,8 @@ def _audit(
         except AttestationError as exc:
             fail(str(exc))
 
+    if push_vitally and (only or categories):  # it would overwrite the account's scores with a partial run
+        fail("--push-vitally needs a full audit, not a subset of checks (--check/--category)")
     vitally_client = None
     if vitally_account or push_vitally:
         if not vitally_account:
@@ -170,34 +200,42 @@ def _audit(
     else:
         run = _audit_live(registry, checks, settings, demo, save_facts, all_projects, hooks, options)
     if history_dir:
-        run["changes"] = history.changes(Path(history_dir), run)
-        run["trend"] = history.score_trend(Path(history_dir), run)
-        history.record(Path(history_dir), run)
+        history.compare(Path(history_dir), run)
+        history.record_run(Path(history_dir), run)
     paths = write_reports(run, Path(out_dir), out_formats)
+    if not demo and not from_facts:  # one event per audited account, as in batch; not for the demo or a re-run
+        account = run["target"].get("organization_name") or run["target"].get("project_name")
+        Telemetry(settings.telemetry).send(run, str(account or history.account_key(run)))
     readiness = run["readiness"]
     if not quiet:
         score = "unknown" if readiness["score"] is None else f"{readiness['score']:.0f}/100"
         subject = run["target"].get("project_name") or "the project"
-        if mode == "health":
-            click.echo(f"Health: {readiness.get('band', 'Unknown')} ({score}) for {subject}.")
+        selection = run.get("selection")
+        if selection:  # a subset cannot headline a score: "readiness 0/100" would be a verdict it cannot give
+            verdict = "health" if mode == "health" else "readiness"
+            say(f"Subset of checks ({len(selection['checks'])} of {selection['of']}): no {verdict} verdict "
+                f"for {subject}.")
+        elif mode == "health":
+            say(f"Health: {readiness.get('band', 'Unknown')} ({score}) for {subject}.")
         else:
             verdict = "Ready for handover" if readiness["ready"] else "Not ready for handover"
-            click.echo(f"{verdict}: readiness {score} for {subject}.")
+            say(f"{verdict}: readiness {score} for {subject}.")
         for reason in readiness["reasons"][:5]:
-            click.echo(f"  - {reason}")
+            say(f"  - {reason}")
         if len(readiness["reasons"]) > 5:
-            click.echo(f"  … and {len(readiness['reasons']) - 5} more (see the report)")
-        click.echo("Reports: " + ", ".join(str(p) for p in paths))
+            say(f"  … and {len(readiness['reasons']) - 5} more (see the report)")
+        say("Reports: " + ", ".join(str(p) for p in paths))
         vitally_fact = run["facts"].get("vitally") or {}
         if vitally_fact.get("status") == "error":
-            click.echo(f"warning: {vitally_fact.get('error')}", err=True)
+            say(f"warning: {vitally_fact.get('error')}", err=True)
     if push_vitally and vitally_client:
         account = vitally_account_id(vitally_account or "", run["target"])
+        unresolved: list[str] = []
         try:
-            push_run(vitally_client, run, account, report_url)
+            push_run(vitally_client, run, account, report_url, unresolved)
         except ApiError as exc:
-            fail(f"Vitally: {exc}")
-        report_writes(vitally_client, quiet)
+            vitally_fail(exc, vitally_client)
+        report_writes(vitally_client, quiet, unresolved)
     return EXIT_READY if readiness["ready"] else EXIT_NOT_READY
 
 
@@ -209,7 +247,25 @@ def make_vitally_client(settings: Settings, dry_run: bool = False) -> VitallyCli
         base = base_url(settings.vitally.region, settings.vitally.subdomain)
     except ValueError as exc:
         fail(str(exc))
-    return VitallyClient(base, key, dry_run=dry_run)
+    # A dry run only looks things up, and shows its payloads even when it cannot: it need not retry for long.
+    return VitallyClient(base, key, dry_run=dry_run, **({"max_retries": 1} if dry_run else {}))
+
+
+def vitally_fail(exc: ApiError, client: VitallyClient | None = None) -> NoReturn:
+    """Vitally could not be reached at all: exit 3, like the PostHog API; any other refusal is 2."""
+    if exc.kind == "network":
+        fail(f"could not reach Vitally{' at ' + client.base if client else ''}", EXIT_UNREACHABLE)
+    fail(f"Vitally: {exc}")
+
+
+def check_report_url(value: str | None) -> str | None:
+    """The report link goes into a Vitally note and trait: only a web address (no javascript:, no file:)."""
+    if value is None:
+        return None
+    parts = urlsplit(value.strip())
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc or any(c.isspace() for c in value.strip()):
+        raise click.BadParameter(f"must be an http(s) URL, e.g. https://reports.example.com/acme.html, got {value!r}")
+    return value.strip()
 
 
 def vitally_account_id(given: str, target: dict[str, Any]) -> str:
@@ -221,11 +277,13 @@ def vitally_account_id(given: str, target: dict[str, Any]) -> str:
     return given
 
 
-def report_writes(client: VitallyClient, quiet: bool) -> None:
+def report_writes(client: VitallyClient, quiet: bool, unresolved: list[str] | None = None) -> None:
     if client.dry_run:
         click.echo(json.dumps(client.writes, indent=2, default=str))
+        for item in unresolved or []:  # on stderr: stdout stays the payloads, as JSON
+            say(f"posthog-auditor: dry run: could not resolve {item}", err=True)
     elif not quiet:
-        click.echo(f"Vitally: {len(client.writes)} write(s): " + ", ".join(
+        say(f"Vitally: {len(client.writes)} write(s): " + ", ".join(
             f"{w['method']} {w['path']}" for w in client.writes))
 
 
@@ -266,8 +324,8 @@ def _audit_live(registry: Registry, checks: list[Any], settings: Settings, demo:
         except ApiError as exc:
             fail(*api_error_message(exc, client.host))
     if save_facts and (all_projects or len(project_ids) > 1):
-        click.echo("note: --save-facts keeps one project's facts; it was skipped for this multi-project account",
-                   err=True)
+        say("note: --save-facts keeps one project's facts; it was skipped for this multi-project account",
+            err=True)
     return run
 
 
@@ -298,7 +356,7 @@ def render(report: str, formats: tuple[str, ...], out_dir: str | None) -> None:
         try:
             if out_dir:
                 for path in write_reports(run, Path(out_dir), chosen):
-                    click.echo(str(path))
+                    say(str(path))
             else:
                 for fmt in chosen:
                     click.echo(RENDERERS[fmt](run), nl=False)
@@ -322,7 +380,7 @@ def attest(init: bool, out_path: str, account: str, force: bool) -> None:
         if path.exists() and not force:
             fail(f"{out_path} already exists (use --force to overwrite)")
         write_atomic(path, template(default_hooks().attestation_items, account))
-        click.echo(f"Wrote {out_path}: answer the items, then pass --attestations {out_path} to `audit`.")
+        say(f"Wrote {out_path}: answer the items, then pass --attestations {out_path} to `audit`.")
         return 0
 
     _run(go)
@@ -363,48 +421,92 @@ def batch(accounts_file: str | None, from_vitally: bool, host: str | None, out_d
                 specs = specs_from_vitally(make_vitally_client(settings), normalise_host(default_host),
                                            settings.api_key_env, settings.vitally.min_arr)
             except ApiError as exc:
-                fail(f"Vitally: {exc}")
+                vitally_fail(exc)
         ctx = BatchContext(
             registry=registry, checks=list(registry.checks.values()), settings=settings, hooks=default_hooks(),
             out_dir=Path(out_dir), formats=parse_formats(formats), mode=mode,
             history_dir=None if no_history else Path(history_dir), resume=resume, period=period,
             vitally_factory=vitally_factory(settings))
-        outcomes = _run_with_progress(ctx, specs, parallel)
-        write_portfolio(Path(out_dir), portfolio_rows(outcomes), mode)
+        outcomes = _run_with_progress(ctx, specs, parallel)  # writes the portfolio too
         failed = [o for o in outcomes if o.status == "failed"]
         good = [o for o in outcomes if o.run and o.run["readiness"]["ready"]]
-        click.echo(f"{len(outcomes)} accounts: {len(good)} {'healthy' if mode == 'health' else 'ready'}, "
-                   f"{len(outcomes) - len(good) - len(failed)} not, {len(failed)} failed. "
-                   f"Portfolio: {Path(out_dir) / 'index.html'}")
+        say(f"{len(outcomes)} accounts: {len(good)} {'healthy' if mode == 'health' else 'ready'}, "
+            f"{len(outcomes) - len(good) - len(failed)} not, {len(failed)} failed. "
+            f"Portfolio: {Path(out_dir) / 'index.html'}")
         return EXIT_READY if len(good) == len(outcomes) else EXIT_NOT_READY
 
     _run(go)
 
 
 def _run_with_progress(ctx: BatchContext, specs: list[AccountSpec], parallel: int) -> list[Outcome]:
+    """Run the batch with progress, and write its portfolio (on Ctrl-C: of what finished, then exit 130)."""
+
     def line(o: Outcome) -> str:
-        if o.status == "failed":
-            return f"{o.spec.name}: failed — {o.error}"
+        if o.status in ("failed", "interrupted"):
+            return f"{o.spec.name}: {o.status} — {o.error}"
         score = o.run["readiness"]["score"] if o.run else None
         what = "resumed" if o.status == "resumed" else f"{o.seconds:.1f} s"
         return f"{o.spec.name}: {verdict(o.run or {})} {'?' if score is None else f'{score:.0f}'}/100 ({what})"
 
+    with ctrl_c_stops(ctx):
+        try:
+            if sys.stdout.isatty():
+                with click.progressbar(length=len(specs), label="Auditing", show_eta=True, show_pos=True) as bar:
+                    outcomes = run_batch(ctx, specs, parallel, lambda o: bar.update(1))
+            else:
+                done = [0]
+
+                def log(o: Outcome) -> None:
+                    done[0] += 1
+                    say(f"[{done[0]}/{len(specs)}] {line(o)}")
+
+                outcomes = run_batch(ctx, specs, parallel, log)
+        except BatchInterrupted as stop:
+            # The portfolio of what finished, the interrupted accounts listed as such, is the last thing written.
+            write_portfolio(ctx.out_dir, portfolio_rows(sorted_outcomes(stop.outcomes + stop.interrupted, specs)),
+                            ctx.mode)
+            say(f"posthog-auditor: interrupted: {len(stop.outcomes)} of {len(specs)} accounts finished; the "
+                f"portfolio lists the {len(stop.interrupted)} interrupted: {ctx.out_dir / 'index.html'}", err=True)
+            end_now(EXIT_INTERRUPTED)
+        write_portfolio(ctx.out_dir, portfolio_rows(outcomes), ctx.mode)  # still under the Ctrl-C flag
+        if ctx.interrupt_requested:  # Ctrl-C as the last account finished: all is written, still an interruption
+            say(f"posthog-auditor: interrupted after the last account finished; the portfolio is written: "
+                f"{ctx.out_dir / 'index.html'}", err=True)
+            end_now(EXIT_INTERRUPTED)
+    return outcomes
+
+
+@contextlib.contextmanager
+def ctrl_c_stops(ctx: BatchContext) -> Iterator[None]:
+    """While the batch runs, Ctrl-C only asks it to stop (a flag); the batch's own thread does the stopping, so
+    no KeyboardInterrupt can land in the middle of writing a report or the portfolio. A second Ctrl-C changes
+    nothing: stopping takes milliseconds."""
+
+    def handler(signum: int, frame: Any) -> None:
+        ctx.interrupt_requested = True
+
     try:
-        if sys.stdout.isatty():
-            with click.progressbar(length=len(specs), label="Auditing", show_eta=True, show_pos=True) as bar:
-                return run_batch(ctx, specs, parallel, lambda o: bar.update(1))
-        done = [0]
+        previous = signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread (a library caller): KeyboardInterrupt is handled by run_batch
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
-        def log(o: Outcome) -> None:
-            done[0] += 1
-            click.echo(f"[{done[0]}/{len(specs)}] {line(o)}")
 
-        return run_batch(ctx, specs, parallel, log)
-    except BatchInterrupted as stop:
-        write_portfolio(ctx.out_dir, portfolio_rows(stop.outcomes), ctx.mode)
-        click.echo(f"posthog-auditor: interrupted after {len(stop.outcomes)} of {len(specs)} accounts; "
-                   "their reports and the portfolio are written", err=True)
-        sys.exit(130)
+def end_now(code: int) -> NoReturn:
+    """End the process at once. Accounts still gathering hold requests open (a read can take a minute, a wait
+    on the hourly HogQL budget much longer) in threads the interpreter would wait for; they may write nothing
+    now, so nothing is lost by not waiting. Output is flushed first."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    _hard_exit(code)
+
+
+_hard_exit = os._exit  # a seam for anyone running the CLI inside a process they want to keep
 
 
 @cli.command(name="history")
@@ -420,7 +522,7 @@ def history_command(account: str | None, history_dir: str, fmt: str) -> None:
             fail(f"no history at {history_dir} (audits record there with --history, batch by default)")
         if not account:
             for name in history.accounts(folder):
-                click.echo(name)
+                say(name)
             return 0
         table = history.trend(folder, account)
         if table.height == 0:
@@ -439,8 +541,8 @@ def history_command(account: str | None, history_dir: str, fmt: str) -> None:
                                  if k not in ("run_id", "started_at", "mode", "readiness", "ready", "band")
                                  and v is not None)
                 verdict_text = row["band"] or ("ready" if row["ready"] else "not ready")
-                click.echo(f"{row['started_at']}  {'?' if score is None else f'{score:.0f}':>3}{delta:<6} "
-                           f"{verdict_text:<11} {cats}")
+                say(f"{row['started_at']}  {'?' if score is None else f'{score:.0f}':>3}{delta:<6} "
+                    f"{verdict_text:<11} {cats}")
                 previous = score if score is not None else previous
         return 0
 
@@ -455,7 +557,8 @@ def vitally() -> None:
 @vitally.command(name="push")
 @click.argument("report", type=click.Path(dir_okay=False))
 @click.option("--account", required=True, help="Vitally account id, or the PostHog organization id (externalId).")
-@click.option("--report-url", help="Where the HTML report is hosted, linked from the note and a trait.")
+@click.option("--report-url", callback=lambda ctx, param, value: check_report_url(value),
+              help="Where the HTML report is hosted (an http(s) URL), linked from the note and a trait.")
 @click.option("--dry-run", is_flag=True, help="Print the exact payloads; send nothing.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False))
 def vitally_push(report: str, account: str, report_url: str | None, dry_run: bool, config_path: str | None) -> None:
@@ -468,13 +571,16 @@ def vitally_push(report: str, account: str, report_url: str | None, dry_run: boo
             fail(f"report not found: {report}")
         except (json.JSONDecodeError, ValueError) as exc:
             fail(f"{report}: {exc}")
+        if run.get("selection"):
+            fail(f"{report} covers a subset of checks (--check/--category): push a full audit")
         settings = load_settings(config_path, load_registry(plugins=False).checks)
         client = make_vitally_client(settings, dry_run=dry_run)
+        unresolved: list[str] = []
         try:
-            push_run(client, run, account, report_url)
+            push_run(client, run, account, report_url, unresolved)
         except ApiError as exc:
-            fail(f"Vitally: {exc}")
-        report_writes(client, quiet=False)
+            vitally_fail(exc, client)
+        report_writes(client, quiet=False, unresolved=unresolved)
         return 0
 
     _run(go)
@@ -511,7 +617,7 @@ def allocate(accounts: tuple[str, ...], min_arr: float | None, out_path: str | N
             rows = [allocate_account(info).to_dict() for info in infos]
             applied = apply_owners(client, rows, paths, settings.vitally.new_owner_label) if apply else []
         except ApiError as exc:
-            fail(f"Vitally: {exc}")
+            vitally_fail(exc, client)
         print_allocations(rows, applied, apply)
         if out_path:
             write_allocations(Path(out_path), rows)
@@ -534,10 +640,10 @@ def apply_owners(client: VitallyClient, rows: list[dict[str, Any]], paths: dict[
 
 def print_allocations(rows: list[dict[str, Any]], applied: list[str], apply: bool) -> None:
     if not rows:
-        click.echo("No account to allocate.")
+        say("No account to allocate.")
         return
     header = f"{'account':<28} {'ARR':>10}  {'products':<8} {'users by region':<22} {'new owner':<14} handoff"
-    click.echo(header)
+    say(header)
     for r in rows:
         arr = "?" if r["arr"] is None else f"${r['arr']:,.0f}"
         users = ", ".join(f"{k} {v}" for k, v in r["users_by_region"].items()) or "unknown"
@@ -547,7 +653,7 @@ def print_allocations(rows: list[dict[str, Any]], applied: list[str], apply: boo
             line += f"  [review: {r['review']}]"
         if apply:
             line += "  (applied)" if r["account_id"] in applied else "  (not applied)"
-        click.echo(line)
+        say(line)
 
 
 def write_allocations(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -588,7 +694,7 @@ def list_checks(fmt: str, no_plugins: bool) -> None:
         width = max(len(r["id"]) for r in rows)
         for r in rows:
             marker = "  LOAD ERROR" if r["status"] == "error" else ""
-            click.echo(f"{r['id']:<{width}}  {r['severity']:<7}  {r['source']:<10}  {r['title']}{marker}")
+            say(f"{r['id']:<{width}}  {r['severity']:<7}  {r['source']:<10}  {r['title']}{marker}")
         return 0
 
     _run(go)
@@ -598,25 +704,39 @@ def _run(action: Callable[[], int]) -> NoReturn:
     """One place that turns expected failures into a one-line message and an exit code."""
     try:
         code = action()
+        sys.stdout.flush()  # a closed pipe must fail here, not in the interpreter's own flush at exit
+    except BrokenPipeError:
+        _quiet_after_broken_pipe()
     except Fatal as exc:
-        click.echo(f"posthog-auditor: error: {exc}", err=True)
+        say(f"posthog-auditor: error: {exc}", err=True)
         sys.exit(exc.code)
     except ConfigError as exc:
-        click.echo(f"posthog-auditor: config error: {exc}", err=True)
+        say(f"posthog-auditor: config error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
     except OSError as exc:
-        click.echo(f"posthog-auditor: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), err=True)
+        say(f"posthog-auditor: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), err=True)
         sys.exit(EXIT_USAGE)
     except KeyboardInterrupt:
-        click.echo("posthog-auditor: interrupted", err=True)
-        sys.exit(130)
+        say("posthog-auditor: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
     except Exception as exc:  # a bug: still one line, with a way to see more
         if os.environ.get("POSTHOG_AUDITOR_DEBUG"):
             raise
-        click.echo(f"posthog-auditor: internal error: {type(exc).__name__}: {exc} "
+        say(f"posthog-auditor: internal error: {type(exc).__name__}: {exc} "
                    "(set POSTHOG_AUDITOR_DEBUG=1 for the traceback)", err=True)
         sys.exit(EXIT_USAGE)
     sys.exit(code)
+
+
+def _quiet_after_broken_pipe() -> NoReturn:
+    """`posthog-auditor checks | head`: the reader left. Say nothing (there is no one to tell) and exit like a
+    tool killed by SIGPIPE; stdout goes to /dev/null so the interpreter's final flush cannot complain either."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        pass  # not a real file descriptor (tests capture output in memory)
+    sys.exit(EXIT_BROKEN_PIPE)
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ auditor.toml (every section optional):
     host = "eu"                      # us, eu or a self-hosted base URL
     projects = [12345]
     api_key_env = "POSTHOG_PERSONAL_API_KEY"
-    concurrency = 8
+    concurrency = 24
     paying_for = ["product_analytics", "session_replay"]
 
     [weights]                        # readiness weight of each category
@@ -49,7 +49,13 @@ DEFAULT_GATE = {"min_readiness": 80.0, "min_category": 70.0}
 # api_query_rate_limit (hogql = …). `rest` is the former name of the per-minute throttle.
 LIMIT_ALIASES = {"rest": "burst"}
 DEFAULT_API_KEY_ENV = "POSTHOG_PERSONAL_API_KEY"
+# Requests in flight per audit: every fact's first request fits in one round. The CLI's help reads it from here.
+DEFAULT_CONCURRENCY = 24
+MAX_CONCURRENCY = 64
 CONFIG_FILE_NAME = "auditor.toml"
+# [limits]: far above any PostHog throttle; a bigger number is a typo, not a raised limit.
+MAX_LIMIT = 1_000_000
+MAX_WINDOW_SECONDS = 86_400
 
 
 class ConfigError(Exception):
@@ -72,7 +78,7 @@ class Settings:
     host: str | None = None
     projects: list[str] = field(default_factory=list)
     api_key_env: str = DEFAULT_API_KEY_ENV
-    concurrency: int = 24  # every fact's first request fits in one round
+    concurrency: int = DEFAULT_CONCURRENCY
     read_timeout: float = 60.0
     max_retries: int = 4
     rate_limits: dict[str, tuple[int, float]] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
@@ -90,9 +96,12 @@ class Settings:
     def client_options(self, api_key: str) -> dict[str, Any]:
         """PostHogClient keyword arguments from these settings; the limiter is shared by every client on the key."""
         from auditor.posthog_api import RateLimiter
+        from auditor.waits import announce_waits
 
+        # A long wait on the key's budget (the hourly HogQL limit) says what it waits for and how long.
+        limiter = announce_waits(RateLimiter.for_key(api_key, self.rate_limits))
         return {"concurrency": self.concurrency, "read_timeout": self.read_timeout, "max_retries": self.max_retries,
-                "limiter": RateLimiter.for_key(api_key, self.rate_limits)}
+                "limiter": limiter}
 
     def api_key(self) -> str | None:
         return os.environ.get(self.api_key_env) or None
@@ -129,8 +138,8 @@ def apply_file(settings: Settings, data: dict[str, Any], checks: Mapping[str, Ch
         elif key == "api_key_env":
             settings.api_key_env = _str(value, f"{where}: audit.api_key_env")
         elif key == "concurrency":
-            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 64:
-                raise ConfigError(f"{where}: audit.concurrency must be an integer from 1 to 64")
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_CONCURRENCY:
+                raise ConfigError(f"{where}: audit.concurrency must be an integer from 1 to {MAX_CONCURRENCY}")
             settings.concurrency = value
         elif key == "read_timeout":
             settings.read_timeout = _number(value, f"{where}: audit.read_timeout", minimum=0.1, maximum=600)
@@ -161,10 +170,10 @@ def apply_file(settings: Settings, data: dict[str, Any], checks: Mapping[str, Ch
     for kind in settings.rate_limits:
         count, window = settings.rate_limits[kind]
         if kind in limits:
-            count = int(_number(limits.pop(kind), f"{where}: limits.{kind}", minimum=1))
+            count = int(_number(limits.pop(kind), f"{where}: limits.{kind}", minimum=1, maximum=MAX_LIMIT))
         if f"{kind}_window_seconds" in limits:
             window = _number(limits.pop(f"{kind}_window_seconds"), f"{where}: limits.{kind}_window_seconds",
-                             minimum=0.001)
+                             minimum=0.001, maximum=MAX_WINDOW_SECONDS)
         settings.rate_limits[kind] = (count, window)
     if limits:
         known = ", ".join(k + s for k in settings.rate_limits for s in ("", "_window_seconds"))
@@ -193,7 +202,23 @@ def apply_file(settings: Settings, data: dict[str, Any], checks: Mapping[str, Ch
                 isinstance(default, int | float) and not isinstance(value, int | float)
             ):
                 raise ConfigError(f"{where}: {check_id}.{key} must be a {type(default).__name__}")
+            check_threshold_range(value, f"{where}: {check_id}.{key}", key)
         settings.check_overrides[check_id] = dict(overrides)
+
+
+# Threshold names say what they hold: a share or a rate is a fraction of a whole, everything else numeric is a
+# count, a number of days, hours, rows or milliseconds, none of which can be negative.
+FRACTION_SUFFIXES = ("_share", "_rate")
+
+
+def check_threshold_range(value: Any, what: str, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return
+    if name.endswith(FRACTION_SUFFIXES):
+        if not 0 <= value <= 1:
+            raise ConfigError(f"{what} is a share: it must be between 0 and 1 (e.g. 0.25 for 25%), got {value}")
+    elif value < 0:
+        raise ConfigError(f"{what} must be 0 or more, got {value}")
 
 
 def apply_vitally(vitally: VitallySettings, table: dict[str, Any], where: str) -> None:
@@ -238,5 +263,10 @@ def _number(value: Any, what: str, minimum: float | None = None, maximum: float 
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(f"{what} must be a number")
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-        raise ConfigError(f"{what} must be between {minimum} and {maximum}")
+        # Say only the bounds there are (never "between 0 and None").
+        if minimum is not None and maximum is not None:
+            raise ConfigError(f"{what} must be between {minimum:g} and {maximum:g}, got {value:g}")
+        if minimum is not None:
+            raise ConfigError(f"{what} must be {minimum:g} or more, got {value:g}")
+        raise ConfigError(f"{what} must be {maximum:g} or less, got {value:g}")
     return float(value)

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import os
 import tempfile
-from datetime import datetime
+import threading
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import polars as pl
+
+from auditor.text import warn
 
 RUNS = {"run_id": pl.Utf8, "account": pl.Utf8, "organization_id": pl.Utf8, "project_ids": pl.Utf8,
         "started_at": pl.Datetime("us", "UTC"), "mode": pl.Utf8, "readiness": pl.Float64, "ready": pl.Boolean,
@@ -70,13 +73,47 @@ def record(history_dir: Path, run: dict[str, Any], account: str | None = None) -
     return written
 
 
+# Files found unreadable in this process: skipped (and warned about) once, not on every read of the history.
+_UNREADABLE: set[Path] = set()
+_UNREADABLE_LOCK = threading.Lock()
+
+
 def load(history_dir: Path, table: str) -> pl.DataFrame:
-    files = list((history_dir / table).glob("date=*/*.parquet"))
+    """Every readable run of one table. A damaged file (a crash mid-copy, a disk error) is skipped with one
+    warning naming it: history informs an audit, it never stops one."""
+    schema = {**TABLES[table], "date": pl.Date}
+    with _UNREADABLE_LOCK:
+        files = sorted(f for f in (history_dir / table).glob("date=*/*.parquet") if f not in _UNREADABLE)
     if not files:
-        return pl.DataFrame(schema={**TABLES[table], "date": pl.Date})
-    frame = pl.scan_parquet(str(history_dir / table / "**" / "*.parquet"), hive_partitioning=True,
-                            schema={**TABLES[table], "date": pl.Date}).collect()
+        return pl.DataFrame(schema=schema)
+    try:
+        frame = pl.scan_parquet([str(f) for f in files], hive_partitioning=True, schema=schema).collect()
+    except (pl.exceptions.PolarsError, OSError, ValueError):
+        frame = _load_each(files, table, schema)
     return frame.sort("started_at")
+
+
+def _load_each(files: list[Path], table: str, schema: dict[str, Any]) -> pl.DataFrame:
+    """The slow path, taken only when some file is damaged: read file by file and skip the bad ones."""
+    parts = []
+    for path in files:
+        try:
+            day = date.fromisoformat(path.parent.name.removeprefix("date="))
+            part = pl.scan_parquet(str(path), schema=TABLES[table]).collect()
+        except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
+            _skip(path, exc)
+            continue
+        parts.append(part.with_columns(pl.lit(day, dtype=pl.Date).alias("date")))
+    return pl.concat(parts) if parts else pl.DataFrame(schema=schema)
+
+
+def _skip(path: Path, exc: Exception) -> None:
+    with _UNREADABLE_LOCK:
+        first = path not in _UNREADABLE
+        _UNREADABLE.add(path)
+    if first:
+        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        warn(f"skipped an unreadable history file {path} ({reason})")
 
 
 def previous_run(history_dir: Path, account: str, before: str) -> str | None:
@@ -147,3 +184,21 @@ def score_trend(history_dir: Path, run: dict[str, Any], account: str | None = No
     points = [{"date": r["started_at"].date().isoformat(), "score": r["readiness"]}
               for r in runs.tail(limit - 1).iter_rows(named=True)]
     return [*points, {"date": run["started_at"][:10], "score": run["readiness"]["score"]}]
+
+
+def compare(history_dir: Path, run: dict[str, Any], account: str | None = None) -> None:
+    """Set the run's `changes` and `trend` from the history. History informs an audit and never stops one: if
+    it cannot be read at all, say so in one line and go on without the comparison."""
+    try:
+        run["changes"] = changes(history_dir, run, account)
+        run["trend"] = score_trend(history_dir, run, account)
+    except Exception as exc:  # anything: a damaged history is no reason to lose the audit
+        warn(f"could not compare with the history in {history_dir} ({type(exc).__name__}: {exc})")
+
+
+def record_run(history_dir: Path, run: dict[str, Any], account: str | None = None) -> None:
+    """Record the run; if that fails (a full disk, a read-only folder), warn and keep the audit's reports."""
+    try:
+        record(history_dir, run, account)
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        warn(f"could not record the run in the history at {history_dir} ({type(exc).__name__}: {exc})")

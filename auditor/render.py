@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
 
 from auditor.model import SCHEMA_VERSION
+from auditor.text import neutralise
 
 FORMATS = ("html", "json", "md")
 FILE_NAMES = {"html": "report.html", "json": "report.json", "md": "report.md"}
@@ -30,19 +32,38 @@ def template_dir() -> Path:
     raise FileNotFoundError("report_templates not found next to the auditor package")
 
 
-def environment() -> Environment:
+def _finalize_html(value: Any) -> Any:
+    # Escaping makes a name inert as markup; a bidi override in it could still reorder the text after it (the
+    # score in the title, a verdict): shown as an escape instead. Newlines are only whitespace in HTML.
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return neutralise(value, keep_lines=True)
+    return value
+
+
+def _finalize_markdown(value: Any) -> Any:
+    # Markdown is read in terminals and chat tools: no control character, no new line from inside a name.
+    return neutralise(value) if isinstance(value, str) else value
+
+
+def environment(markdown: bool = False) -> Environment:
+    """The template environment: HTML autoescaped; every printed value, in either, passed through `neutralise`."""
     env = Environment(
         loader=FileSystemLoader(str(template_dir())),
         autoescape=select_autoescape(["html", "html.j2"]),
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=_finalize_markdown if markdown else _finalize_html,
     )
     env.filters["score"] = format_score
     env.filters["cell"] = format_cell
     env.filters["arc"] = gauge_arc
     env.filters["pct"] = format_pct
+    env.filters["category_label"] = category_label
+    env.filters["category_score"] = category_score_text
     env.globals["grouped"] = grouped_results
+    env.globals["ordered_findings"] = ordered_findings
+    env.globals["ACTION_SECTIONS"] = ACTION_SECTIONS
     return env
 
 
@@ -61,6 +82,18 @@ def format_pct(share: Any) -> str:
 
 def format_score(value: Any) -> str:
     return "unknown" if value is None else f"{float(value):.0f}"
+
+
+def category_label(category: dict[str, Any]) -> str:
+    """A category's name as every output shows it: HTML, Markdown and the Vitally note say the same thing."""
+    if category["id"] == "handover" and not category.get("weight"):
+        return f"{category['title']} (gate only)"  # scored like the others, but counted only by the gate
+    return category["title"]
+
+
+def category_score_text(category: dict[str, Any]) -> str:
+    """"n/a" when no scored check applies, "unknown" when an error makes it so, else the rounded score."""
+    return "n/a" if category.get("state") == "not_applicable" else format_score(category.get("score"))
 
 
 def format_cell(value: Any) -> str:
@@ -92,6 +125,58 @@ def grouped_results(run: dict[str, Any]) -> list[tuple[str, str, list[dict[str, 
     return groups
 
 
+SEVERITY_RANK = {"blocker": 0, "major": 1, "minor": 2, "info": 3}
+STATUS_RANK = {"fail": 0, "error": 1, "warn": 2, "manual": 3}
+# The sections of the findings, in report order; the first four are what a reader acts on.
+ACTION_SECTIONS = ("blocking", "to_fix", "manual", "out_of_scope")
+
+
+def ordered_findings(run: dict[str, Any]) -> list[tuple[str, str, list[dict[str, Any]]]]:
+    """The findings in the order a reader acts on them: what blocks the handover first (in-scope blockers and
+    the handover preconditions not met, by severity then status), then the other in-scope findings to fix, then
+    what needs a person, then findings in products the customer does not pay for (shown, not counted), then
+    passes, information and what did not apply. Within a section, ties keep the catalogue's order."""
+    in_scope = {c["id"]: c["in_scope"] for c in run["categories"]}
+    health = run.get("mode") == "health"
+
+    def scoped(r: dict[str, Any]) -> bool:
+        return in_scope.get(r["category"], True)  # plugin errors have no category row: they count
+
+    def blocks(r: dict[str, Any]) -> bool:
+        if not scoped(r):
+            return False
+        if r["category"] == "handover":  # every precondition must be met; health mode does not ask
+            return not health and r["status"] in ("fail", "error", "manual")
+        return r["severity"] == "blocker" and r["status"] in ("fail", "error")
+
+    def rank(r: dict[str, Any]) -> tuple[int, int]:
+        return SEVERITY_RANK.get(r["severity"], 9), STATUS_RANK.get(r["status"], 9)
+
+    results = run["results"]
+    placed = [False] * len(results)
+
+    def take(test: Any, ordered: bool = True) -> list[dict[str, Any]]:
+        chosen = []
+        for i, r in enumerate(results):
+            if not placed[i] and test(r):
+                placed[i] = True
+                chosen.append(r)
+        return sorted(chosen, key=rank) if ordered else chosen
+
+    sections = [
+        ("blocking", "Blockers" if health else "Blocks the handover", take(blocks)),
+        ("to_fix", "To fix", take(lambda r: scoped(r) and r["status"] in ("fail", "error", "warn"))),
+        ("manual", "Needs a person", take(lambda r: scoped(r) and r["status"] == "manual")),
+        ("out_of_scope", "Not paid for (shown, not counted)",
+         take(lambda r: not scoped(r) and r["status"] in ("fail", "error", "warn", "manual"))),
+        ("pass", "Passed", take(lambda r: r["status"] == "pass", ordered=False)),
+        ("info", "For information", take(lambda r: r["status"] == "info", ordered=False)),
+        ("skip", "Not applicable", take(lambda r: r["status"] == "skip", ordered=False)),
+        ("other", "Other", take(lambda r: True, ordered=False)),
+    ]
+    return [section for section in sections if section[2]]
+
+
 def render_html(run: dict[str, Any]) -> str:
     run = check_run_result(run)
     return environment().get_template("report.html.j2").render(run=run)
@@ -99,7 +184,7 @@ def render_html(run: dict[str, Any]) -> str:
 
 def render_markdown(run: dict[str, Any]) -> str:
     run = check_run_result(run)
-    return environment().get_template("report.md.j2").render(run=run)
+    return environment(markdown=True).get_template("report.md.j2").render(run=run)
 
 
 def render_json(run: dict[str, Any]) -> str:

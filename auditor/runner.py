@@ -3,11 +3,13 @@ raised, becomes an `error` result with the reason."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from auditor.config import Settings
 from auditor.facts import FactNotAvailable, Facts
 from auditor.model import Check, CheckResult, Finding, Severity, Status
+from auditor.queries import WINDOW_DAYS
 from auditor.registry import PluginFailure
 
 
@@ -34,19 +36,40 @@ def run_check(check: Check, facts: Facts, settings: Settings) -> CheckResult:
     if not isinstance(finding, Finding):
         return _error(check, f"The check returned {type(finding).__name__}, not a Finding")
     status = Status(finding.status)
+    summary = within_window(finding.summary, shortened_window(facts, meta.requires + meta.uses))
     return CheckResult(
         id=meta.id,
         category=meta.category,
         severity=finding.severity or meta.severity,
         status=status,
         title=meta.failure_title if status in (Status.WARN, Status.FAIL) else meta.title,
-        summary=finding.summary,
+        summary=summary,
         evidence=finding.evidence(),
         remediation=finding.remediation if status not in (Status.PASS, Status.SKIP) else "",
         docs_url=meta.docs_url,
-        error=finding.summary if status == Status.ERROR else None,
+        error=summary if status == Status.ERROR else None,
         description=meta.description,
     )
+
+
+def shortened_window(facts: Facts, names: Iterable[str]) -> int | None:
+    """The days a HogQL fact this check reads really covers, when PostHog stopped the full query for time and
+    it was run again over a shorter window (see facts._hogql); None when every window is whole."""
+    days = []
+    for name in names:
+        value = facts.get(name)
+        if isinstance(value, dict) and isinstance(value.get("window_days"), int):
+            days.append(value["window_days"])
+    short = [d for d in days if d < WINDOW_DAYS]
+    return min(short) if short else None
+
+
+def within_window(summary: str, days: int | None) -> str:
+    """Checks word their summaries for the full 30-day window ("… in 30 days"); after the shorter re-run that
+    would overstate what was measured. One rewrite here rather than in every summary of every check."""
+    if days is None:
+        return summary
+    return re.sub(rf"\b{WINDOW_DAYS} (days|d)\b", lambda m: f"{days} {m.group(1)}", summary)
 
 
 def _error(check: Check, reason: str) -> CheckResult:

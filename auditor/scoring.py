@@ -58,10 +58,18 @@ class Readiness:
         return data
 
 
+def read_failed(status: str, reason: str | None) -> bool:
+    """A fact that should have been readable and was not (a 500, a timeout, a bad answer), as opposed to one
+    this key may not read (a missing scope, a 403, an endpoint closed to personal keys): the first is an
+    error to report, the second only "no access"."""
+    text = reason or ""
+    return status == "error" and "missing scope" not in text and "(403)" not in text
+
+
 def decide_scope(billing_paid: list[str] | None, flag_paid: list[str] | None, used: dict[str, bool],
-                 vitally_paid: list[str] | None = None) -> Scope:
+                 vitally_paid: list[str] | None = None, billing_error: str | None = None) -> Scope:
     """Paid products, in order of trust: billing, Vitally's `Paying for …` traits, then --paying-for; with no
-    source, every product in use."""
+    source, every product in use. billing_error: why billing, which the key may read, could not be read."""
     if billing_paid is not None:
         return Scope(sorted(billing_paid, key=PRODUCTS.index), "billing")
     if vitally_paid is not None:
@@ -69,6 +77,9 @@ def decide_scope(billing_paid: list[str] | None, flag_paid: list[str] | None, us
     if flag_paid is not None:
         return Scope(sorted(set(flag_paid), key=PRODUCTS.index), "flag")
     in_use = [p for p in PRODUCTS if used.get(p)]
+    if billing_error:  # not "no access": PostHog failed to answer, and the report must say so
+        return Scope(in_use, "usage", f"Billing could not be read ({billing_error}), and no Vitally traits or "
+                     "--paying-for: every product with usage is in scope.")
     return Scope(in_use, "usage", "No billing access, no Vitally traits and no --paying-for: every product with "
                  "usage is in scope.")
 
@@ -95,21 +106,23 @@ def score_category(category: str, results: list[CheckResult], in_scope: bool, we
 
 def score_run(
     results: list[CheckResult], scope: Scope, weights: dict[str, float], gate: dict[str, float],
-    mode: str = "handover",
+    mode: str = "handover", subset: str | None = None,
 ) -> tuple[list[CategoryScore], Readiness]:
+    """subset: "N of M" when only some checks ran (--check/--category): then there is no readiness score or
+    verdict, only what the checks that ran found (a partial score would headline "readiness 0/100")."""
     present = {r.category for r in results}
     order = [c for c in CATEGORY_TITLES if c in present] + sorted(present - set(CATEGORY_TITLES))
     categories = [
         score_category(c, results, scope.in_scope(c), float(weights.get(c, 0))) for c in order
     ]
     if mode == "health":
-        return categories, health(results, categories, scope, gate)
-    return categories, readiness(results, categories, scope, gate)
+        return categories, health(results, categories, scope, gate, subset)
+    return categories, readiness(results, categories, scope, gate, subset=subset)
 
 
 def readiness(
     results: list[CheckResult], categories: list[CategoryScore], scope: Scope, gate: dict[str, float],
-    goal: str = "a handover needs",
+    goal: str = "a handover needs", subset: str | None = None,
 ) -> Readiness:
     reasons: list[str] = []
     min_readiness, min_category = gate["min_readiness"], gate["min_category"]
@@ -126,9 +139,9 @@ def readiness(
         reasons.append(f"Blocker {verb}: {r.title} ({r.id}) — {r.summary}")
 
     plan = next((r for r in results if r.id == ACCOUNT_PLAN_CHECK), None)
-    if plan is None:
+    if plan is None and subset is None:
         reasons.append(f"No Account Plan on record: {ACCOUNT_PLAN_CHECK} was not evaluated.")
-    elif plan.status != Status.PASS and plan not in blockers:
+    elif plan is not None and plan.status != Status.PASS and plan not in blockers:
         reasons.append(f"No current Account Plan ({ACCOUNT_PLAN_CHECK} is {plan.status}): {plan.summary}")
     # Every handover precondition must be met: a person's missing answer blocks like a failure.
     for r in results:
@@ -138,6 +151,10 @@ def readiness(
                 reasons.append(prefix + r.summary)
             elif r.status in (Status.FAIL, Status.ERROR):
                 reasons.append(f"Handover precondition not met — {r.title}: {r.summary}")
+
+    if subset is not None:  # what the selected checks found stands; scores of a subset mean nothing
+        return Readiness(score=None, ready=False, reasons=[
+            f"Only {subset} checks were run (--check/--category): there is no verdict from a subset.", *reasons])
 
     scored = [c for c in categories if c.in_scope and c.weight > 0]
     for c in scored:
@@ -167,11 +184,12 @@ def readiness(
 
 
 def health(
-    results: list[CheckResult], categories: list[CategoryScore], scope: Scope, gate: dict[str, float]
+    results: list[CheckResult], categories: list[CategoryScore], scope: Scope, gate: dict[str, float],
+    subset: str | None = None,
 ) -> Readiness:
     """Periodic health: the same scores, banded; handover-only preconditions do not count."""
     product_results = [r for r in results if r.category != "handover"]
-    assessed = readiness(product_results, categories, scope, gate, goal="a healthy account reaches")
+    assessed = readiness(product_results, categories, scope, gate, goal="a healthy account reaches", subset=subset)
     reasons = [r for r in assessed.reasons if "handover.account-plan" not in r]
     score = assessed.score
     band = "Unknown" if score is None else next(name for name, floor in HEALTH_BANDS if score >= floor)

@@ -8,6 +8,9 @@ from html import escape
 from typing import Any
 
 from auditor.model import PRODUCTS
+from auditor.posthog_api import ApiError
+from auditor.render import category_label, category_score_text
+from auditor.text import neutralise
 from auditor.vitally_api import VitallyClient
 
 # Vitally trait labels from PostHog's handbook ("Paying for <Product>"); keys are resolved via /customFields.
@@ -121,24 +124,29 @@ def own_traits(run: dict[str, Any], report_url: str | None) -> dict[str, Any]:
     return traits
 
 
+def _html(value: Any) -> str:
+    """Escaped, and with control and bidi characters shown as escapes: names in a note are data."""
+    return escape(neutralise(str(value), keep_lines=True))
+
+
 def note_for(run: dict[str, Any], account_id: str, report_url: str | None) -> dict[str, Any]:
     readiness = run["readiness"]
     score = "unknown" if readiness["score"] is None else f"{readiness['score']:.0f}/100"
     verdict = ("healthy" if readiness["ready"] else readiness.get("band", "not healthy").lower()) \
         if run.get("mode") == "health" else ("ready" if readiness["ready"] else "not ready")
-    parts = [f"<p><strong>{escape(verdict.capitalize())}</strong> — readiness {escape(score)} for "
-             f"{escape(str(run['target'].get('project_name') or run['target'].get('project_id')))}.</p>"]
+    parts = [f"<p><strong>{_html(verdict.capitalize())}</strong> — readiness {_html(score)} for "
+             f"{_html(str(run['target'].get('project_name') or run['target'].get('project_id')))}.</p>"]
     if readiness["reasons"]:
-        parts.append("<ul>" + "".join(f"<li>{escape(r)}</li>" for r in readiness["reasons"][:8]) + "</ul>")
-    parts.append("<p>" + ", ".join(
-        f"{escape(c['title'])}: {'unknown' if c['score'] is None else round(c['score'])}"
+        parts.append("<ul>" + "".join(f"<li>{_html(r)}</li>" for r in readiness["reasons"][:8]) + "</ul>")
+    parts.append("<p>" + ", ".join(  # worded as in the HTML and Markdown reports
+        f"{_html(category_label(c))}: {_html(category_score_text(c))}"
         for c in run["categories"] if c["in_scope"]) + "</p>")
     recs = run.get("brief", {}).get("top_recommendations") or []
     if recs:
-        parts.append("<ol>" + "".join(f"<li><strong>{escape(r['title'])}</strong>: {escape(r['summary'])} "
-                                      f"(<a href=\"{escape(r['docs_url'])}\">docs</a>)</li>" for r in recs) + "</ol>")
+        parts.append("<ol>" + "".join(f"<li><strong>{_html(r['title'])}</strong>: {_html(r['summary'])} "
+                                      f"(<a href=\"{_html(r['docs_url'])}\">docs</a>)</li>" for r in recs) + "</ol>")
     if report_url:
-        parts.append(f"<p><a href=\"{escape(report_url)}\">Full report</a></p>")
+        parts.append(f"<p><a href=\"{_html(report_url)}\">Full report</a></p>")
     return {
         # Derived from the account and the run: pushing the same run again updates this note.
         "externalId": f"posthog-audit-{account_id}-{run['run_id']}",
@@ -149,13 +157,37 @@ def note_for(run: dict[str, Any], account_id: str, report_url: str | None) -> di
     }
 
 
-def push_run(client: VitallyClient, run: dict[str, Any], account_id: str, report_url: str | None = None) -> str:
-    """Set the tool's own traits and create or update this run's note. Returns the Vitally account id."""
-    account = client.account(account_id)
+def push_run(client: VitallyClient, run: dict[str, Any], account_id: str, report_url: str | None = None,
+             unresolved: list[str] | None = None) -> str:
+    """Set the tool's own traits and create or update this run's note. Returns the Vitally account id.
+
+    A dry run needs Vitally only to look things up (the account's id, whether this run's note exists): when it
+    cannot, it still records every payload it would send, and adds what it could not resolve to `unresolved`.
+    """
+    try:
+        account = client.account(account_id)
+    except ApiError as exc:
+        if not client.dry_run:
+            raise
+        _note(unresolved, f"the Vitally account '{account_id}' ({exc}): its id is shown as given, and the note's "
+                          "externalId is derived from it")
+        account = {}
     vitally_id = str(account.get("id") or account_id)
     client.update_account_traits(vitally_id, own_traits(run, report_url))
-    client.upsert_note(vitally_id, note_for(run, vitally_id, report_url))
+    note = note_for(run, vitally_id, report_url)
+    try:
+        client.upsert_note(vitally_id, note)
+    except ApiError as exc:
+        if not client.dry_run:
+            raise
+        _note(unresolved, f"whether this run's note already exists ({exc}): shown as a new note")
+        client.writes.append({"method": "POST", "path": "/notes", "body": {**note, "accountId": vitally_id}})
     return vitally_id
+
+
+def _note(unresolved: list[str] | None, text: str) -> None:
+    if unresolved is not None:
+        unresolved.append(text)
 
 
 def engagement(vitally: dict[str, Any] | None) -> str:

@@ -7,6 +7,7 @@ from typing import Any
 
 from auditor.facts import Facts
 from auditor.model import CATEGORY_TITLES, Finding, Severity, Status, Table, check
+from auditor.scoring import read_failed
 from checks.billing import monthly_amount
 from checks.common import day, parse_time
 from checks.scope import products_used
@@ -81,6 +82,10 @@ def account_plan(facts: Facts, t: dict[str, Any]) -> Finding:
 )
 def paid_products_used(facts: Facts, t: dict[str, Any]) -> Finding:
     scope = facts.require("scope")
+    if scope.get("source") == "usage" and read_failed(facts.status("billing"), facts.reason("billing")):
+        # A 500 is not "no billing access": PostHog failed to answer, and that is an error to see and retry.
+        return Finding(Status.ERROR, f"Billing could not be read ({facts.reason('billing')}), so what the "
+                       "customer pays for is unknown.", {"source": "usage"})
     if scope.get("source") == "usage":
         return Finding(Status.MANUAL, "What the customer pays for is unknown (no billing access, no Vitally "
                        "traits, no --paying-for): confirm it.", {"source": "usage"},
