@@ -16,15 +16,13 @@ from auditor.audit import default_hooks
 from auditor.batch import AccountSpec, BatchContext, BatchInterrupted, run_batch
 from auditor.cli import cli
 from auditor.config import Settings
-from auditor.posthog_api import RateLimiter
 from auditor.registry import load_registry
 from tests.scenarios import privacy_risky_replay
 
 
 @pytest.fixture(autouse=True)
-def isolated_limiters(monkeypatch):
-    """Each test gets fresh per-key limiters, and retries do not really wait."""
-    monkeypatch.setattr(RateLimiter, "_shared", {})
+def no_backoff_waits(monkeypatch):
+    """Retries do not really wait (each test gets fresh per-key limiters: tests/conftest.py)."""
     monkeypatch.setattr("auditor.posthog_api.default_sleep", lambda seconds: None)
 
 

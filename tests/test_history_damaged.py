@@ -10,13 +10,6 @@ import pytest
 from click.testing import CliRunner
 
 from auditor.cli import cli
-from auditor.posthog_api import RateLimiter
-
-
-@pytest.fixture(autouse=True)
-def fresh_limiters(monkeypatch):
-    """Every demo audit in this process shares the demo key's REST budget: give each test its own."""
-    monkeypatch.setattr(RateLimiter, "_shared", {})
 
 
 def invoke(args: list[str], env: dict[str, str] | None = None):

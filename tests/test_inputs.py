@@ -7,13 +7,6 @@ from click.testing import CliRunner
 
 from auditor.batch import load_accounts
 from auditor.cli import cli
-from auditor.posthog_api import RateLimiter
-
-
-@pytest.fixture(autouse=True)
-def fresh_limiters(monkeypatch):
-    """Tests share the stand-in's and the demo's keys: each gets its own rate-limit budget, so none waits."""
-    monkeypatch.setattr(RateLimiter, "_shared", {})
 
 
 def invoke(args: list[str], env: dict[str, str] | None = None):

@@ -13,16 +13,9 @@ from click.testing import CliRunner
 
 from auditor.cli import cli
 from auditor.config import Settings
-from auditor.posthog_api import RateLimiter
 from auditor.render import render_html, render_markdown
 from auditor.vitally import note_for, own_traits
 from tests.conftest import ROOT
-
-
-@pytest.fixture(autouse=True)
-def fresh_limiters(monkeypatch):
-    """Tests share the stand-in's and the demo's keys: each gets its own rate-limit budget, so none waits."""
-    monkeypatch.setattr(RateLimiter, "_shared", {})
 
 
 def invoke(args: list[str], env: dict[str, str] | None = None):

@@ -9,7 +9,6 @@ import pytest
 from click.testing import CliRunner
 
 from auditor.cli import cli
-from auditor.posthog_api import RateLimiter
 from tests.test_batch import CaptureServer, book  # noqa: F401  (book is a fixture)
 
 KEY_ENV = {"POSTHOG_AUDITOR_TELEMETRY_KEY": "phc_internal_project_key_for_tests"}
@@ -17,7 +16,6 @@ KEY_ENV = {"POSTHOG_AUDITOR_TELEMETRY_KEY": "phc_internal_project_key_for_tests"
 
 @pytest.fixture(autouse=True)
 def isolated(monkeypatch):
-    monkeypatch.setattr(RateLimiter, "_shared", {})
     monkeypatch.setattr("auditor.posthog_api.default_sleep", lambda seconds: None)
 
 

@@ -10,16 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from auditor.cli import cli
-from auditor.posthog_api import RateLimiter
 from tests.vitally_standin import running_vitally
 
 KEY = {"VITALLY_API_KEY": "vitally_test_key"}
-
-
-@pytest.fixture(autouse=True)
-def fresh_limiters(monkeypatch):
-    """Tests share the stand-in's and the demo's keys: each gets its own rate-limit budget, so none waits."""
-    monkeypatch.setattr(RateLimiter, "_shared", {})
 
 
 @pytest.fixture(autouse=True)
