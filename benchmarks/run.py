@@ -416,9 +416,9 @@ STARTUP_COLUMNS: Columns = [("command", "command", ""), ("runs", "runs", "d"), (
                             ("RSS MB", "rss_mb", ".0f")]
 BATCH_COLUMNS: Columns = [
     ("accounts", "accounts", "d"), ("reports", "reports", "d"), ("wall s", "wall_s", ".1f"),
-    ("forced s", "forced_s", ".1f"), ("binds", "binding", ""), ("bound s", "bound_s", ".1f"),
-    ("unthrottled s", "unthrottled_s", ".1f"), ("beyond", "beyond_pct", ".1f"), ("429s", "throttled_429", "d"),
-    ("HogQL", "hogql", "d")]
+    ("forced s", "forced_s", ".1f"), ("binds", "binding", ""), ("one account s", "one_account_s", ".2f"),
+    ("bound s", "bound_s", ".1f"), ("unthrottled s", "unthrottled_s", ".1f"), ("beyond %", "beyond_pct", ".1f"),
+    ("429s", "throttled_429", "d"), ("HogQL", "hogql", "d")]
 FORMATS_COLUMNS: Columns = [("accounts", "accounts", "d"), ("rounds", "rounds", "d"), ("json s", "json_s", ".2f"),
                             ("html+json+md s", "all_s", ".2f"), ("ratio", "ratio", ".2f")]
 
