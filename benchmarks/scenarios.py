@@ -32,8 +32,8 @@ def large_events(rows: int, event_names: int, flags: int) -> EventData:
     return demo_events().plus(events)
 
 
-def small() -> Scenario:
-    return demo_scenario(datetime.now(UTC))
+def small(now: datetime | None = None) -> Scenario:
+    return demo_scenario(now or datetime.now(UTC))
 
 
 def large(scale: float = 1.0) -> Scenario:

@@ -47,6 +47,27 @@ PATH_SCOPES = [
 ]
 
 
+# The throttles a request counts against (posthog/rate_limit.py): a HogQL query only the query throttle (120/hour);
+# insights, session recordings and playlists the ClickHouse ones (240/minute, 1,200/hour) instead of the defaults
+# (480/minute, 4,800/hour) that every other endpoint has. "rest" is every request but a HogQL query.
+CLICKHOUSE_THROTTLED = re.compile(r"^/api/(projects|environments)/[^/]+/(insights|session_recordings|"
+                                  r"session_recording_playlists)/")
+
+
+def throttles_for(method: str, path: str) -> tuple[str, ...]:
+    if method == "POST" and path.endswith("/query/"):
+        return ("hogql",)
+    if CLICKHOUSE_THROTTLED.search(path):
+        return ("rest", "clickhouse_burst", "clickhouse_sustained")
+    return ("rest", "burst", "sustained")
+
+
+def retry_after(wait: float, time_scale: float = 1.0) -> str:
+    """PostHog's Retry-After: whole seconds, at least 1; in a time-scaled run, those seconds scaled."""
+    seconds = max(1, math.ceil(wait * time_scale))
+    return str(seconds) if time_scale == 1.0 else f"{seconds / time_scale:.4f}"
+
+
 @dataclass
 class Fault:
     """One injected misbehaviour for requests whose path matches `path` (a regex); used `times` times."""
@@ -72,17 +93,21 @@ class QuietServer(ThreadingHTTPServer):
 class StandIn:
     def __init__(self, scenario: Scenario, api_key: str = "phx_test_key_for_standin_only", latency: float = 0.0,
                  limits: dict[str, tuple[int, float]] | None = None, fault_rate: float = 0.0, seed: int = 0,
-                 timeout_delay: float = 1.0, cache_answers: bool = False):
+                 timeout_delay: float = 1.0, cache_answers: bool = False, time_scale: float = 1.0):
         self.scenario = scenario
         for project in (scenario, *scenario.siblings.values()):
             project.hogql = project.hogql or clickhouse.answer  # every query runs on ClickHouse, by PostHog's rules
         clickhouse.warm(scenario)
         self.api_key = api_key
         self.latency = latency  # seconds added to every answer, like a far-away API
-        # PostHog's throttles, enforced like PostHog: past the budget, 429 with Retry-After.
+        # PostHog's throttles, enforced like PostHog: past a budget, 429 with Retry-After. Keys are the throttles
+        # of throttles_for() ("rest" is one window over every request but HogQL queries).
         self.limits = limits or {}
         self._window: dict[str, list[float]] = {kind: [] for kind in self.limits}
         self.throttled = 0
+        self.throttled_by: dict[str, int] = {}
+        # Benchmarks shorten PostHog's windows by a factor: Retry-After (PostHog's whole seconds) shrinks with them.
+        self.time_scale = time_scale
         self._encoded: dict[int, tuple[Any, bytes]] = {}
         # Benchmarks: answer a repeated GET from the bytes already encoded, so the stand-in's own CPU does not
         # pose as API latency. Off by default: tests change scenarios between requests.
@@ -100,19 +125,25 @@ class StandIn:
         self.server = QuietServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
-    def _throttle(self, kind: str) -> float | None:
-        """Seconds to wait if this request is over its budget, else None (and the request is counted)."""
-        if kind not in self.limits:
-            return None
-        limit, window = self.limits[kind]
+    def _throttle(self, kinds: tuple[str, ...]) -> float | None:
+        """Seconds to wait if this request is over one of its budgets, else None. Like Django REST framework, every
+        throttle that lets the request through counts it, even when another one refuses it."""
+        waits = []
         with self._lock:
             now = time.monotonic()
-            stamps = self._window[kind] = [t for t in self._window[kind] if t > now - window]
-            if len(stamps) >= limit:
+            for kind in kinds:
+                if kind not in self.limits:
+                    continue
+                limit, window = self.limits[kind]
+                stamps = self._window[kind] = [t for t in self._window[kind] if t > now - window]
+                if len(stamps) >= limit:
+                    waits.append(stamps[0] + window - now)
+                    self.throttled_by[kind] = self.throttled_by.get(kind, 0) + 1
+                else:
+                    stamps.append(now)
+            if waits:
                 self.throttled += 1
-                return stamps[0] + window - now
-            stamps.append(now)
-        return None
+        return max(waits) if waits else None
 
     def _encode(self, payload: Any) -> bytes:
         """JSON bytes of an answer; big answers the scenario keeps (HogQL results) are encoded once."""
@@ -149,6 +180,9 @@ class StandIn:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # TCP_NODELAY on every accepted socket: the headers and the body go out in two writes, and with Nagle
+            # the body waited for the client's delayed ACK (~40 ms on every request of a reused connection).
+            disable_nagle_algorithm = True
 
             def log_message(self, *args: Any) -> None:  # keep test output clean
                 pass
@@ -194,10 +228,10 @@ class StandIn:
                 if fault and fault.status:
                     body = fault.body if fault.body is not None else {"detail": "injected fault"}  # {} is a body too
                     return self._send(fault.status, body, fault.headers)
-                wait = standin._throttle("hogql" if path.endswith("/query/") and method == "POST" else "rest")
+                wait = standin._throttle(throttles_for(method, path))
                 if wait is not None:
                     return self._send(429, {"type": "throttled_error", "detail": "Request was throttled."},
-                                      {"Retry-After": str(max(1, math.ceil(wait)))})
+                                      {"Retry-After": retry_after(wait, standin.time_scale)})
                 cached = standin._answers.get(self.path) if standin.cache_answers and method == "GET" else None
                 if cached and not fault:
                     return self._send_bytes(*cached)
