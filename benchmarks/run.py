@@ -267,7 +267,7 @@ def bench_batch(accounts: int, time_factor: float, count_divisor: int = 1, laten
         folder = Path(tmp)
         write_accounts(folder, accounts)
         (folder / "limited.toml").write_text(limits_toml(product))
-        (folder / "open.toml").write_text(limits_toml({kind: (10**9, 1.0) for kind in product}))
+        (folder / "open.toml").write_text(limits_toml({kind: (10**6, 1.0) for kind in product}))
         results = {}
         for label, config, enforced in (("open", "open.toml", None), ("limited", "limited.toml", throttles)):
             with serve(book(accounts), latency=latency, limits=enforced, time_scale=time_factor) as standin:
@@ -313,7 +313,7 @@ def bench_formats(accounts: int, rounds: int, latency: float = 0.02, parallel: i
     with tempfile.TemporaryDirectory() as tmp, serve(book(accounts), latency=latency) as standin:
         folder = Path(tmp)
         write_accounts(folder, accounts)
-        (folder / "open.toml").write_text(limits_toml({kind: (10**9, 1.0) for kind in Settings().rate_limits}))
+        (folder / "open.toml").write_text(limits_toml({kind: (10**6, 1.0) for kind in Settings().rate_limits}))
         if warm_up:
             batch_child(folder, standin.url, "warm-up", folder / "open.toml", "json", parallel)
         for i in range(rounds):
@@ -352,10 +352,11 @@ def bench_soak(audits: int, fault_rate: float, seed: int = 7) -> dict[str, Any]:
         with tempfile.TemporaryDirectory() as tmp, serve(scenarios.small(), fault_rate=fault_rate, seed=seed,
                                                          timeout_delay=0.4) as standin:
             config = Path(tmp) / "soak.toml"
-            # One key for every audit: lift the key's real budget (120 HogQL an hour) that the limiter would
-            # otherwise make the soak wait out, as it should in real use. Faults are the subject here.
-            config.write_text("[audit]\nread_timeout = 0.2\nmax_retries = 2\n[limits]\nhogql = 1000000\n"
-                              "rest = 1000000\n")
+            # One key for every audit: lift the key's real budgets (120 HogQL queries and 4,800 requests an hour)
+            # that the limiter would otherwise make the soak wait out, as it should in real use. Faults are the
+            # subject here.
+            config.write_text("[audit]\nread_timeout = 0.2\nmax_retries = 2\n"
+                              + limits_toml({kind: (10**6, 1.0) for kind in Settings().rate_limits}))
             runner = CliRunner()
             for i in range(audits):
                 out = Path(tmp) / f"a{i}"
