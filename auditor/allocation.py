@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from auditor.model import PRODUCTS
-
 NEW_OWNER_VALUES = ("US TAM", "US CSM", "EU TAM", "EU CSM", "Singapore TAM")
 
 # ISO country codes by region. A country in none of these lists is not guessed: its users count as "unknown"
@@ -157,7 +155,7 @@ def nearer_hub(users: list[dict[str, Any]]) -> str:
 
 
 def allocate(vitally: dict[str, Any]) -> Allocation:
-    products = [p for p in PRODUCTS if p in (vitally.get("paid_products") or [])]
+    products = list(vitally.get("paid_products") or [])
     region, tally = region_of_users(vitally.get("users") or [])
     review = []
     role = "CSM" if len(products) >= 3 else "TAM"

@@ -7,11 +7,11 @@ import secrets
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from auditor import __version__
+from auditor.catalogue import Catalogue
 from auditor.config import Settings
 from auditor.facts import ANY_ID, Fact, Facts, expect, fetch_project, gather, read_key_scopes
 from auditor.model import SCHEMA_VERSION, Check
@@ -21,32 +21,16 @@ from auditor.runner import needed_facts, plugin_failure_result, run_checks
 from auditor.scoring import decide_scope, read_failed, score_run
 
 
-@dataclass
-class ProductHooks:
-    """Product knowledge the engine calls out to (provided by the `checks` package)."""
-
-    scope_facts: tuple[str, ...]
-    paid_from_billing: Callable[[Facts], list[str] | None]
-    products_used: Callable[[Facts], dict[str, bool]]
-    build_brief: Callable[[Facts, list[dict[str, Any]], dict[str, Any]], dict[str, Any]]
-    recommend: Callable[[list[dict[str, Any]], dict[str, Any]], list[dict[str, Any]]]
-    attestation_items: dict[str, str]
-
-
-def default_hooks() -> ProductHooks:
-    from checks import brief, handover, scope
-
-    return ProductHooks(scope.SCOPE_FACTS, scope.paid_from_billing, scope.products_used, brief.build_brief,
-                        brief.recommendations, handover.ATTESTATION_ITEMS)
-
-
-def gather_facts(client: PostHogClient, project_id: str, checks: list[Check], hooks: ProductHooks) -> Facts:
+def gather_facts(client: PostHogClient, project_id: str, checks: list[Check], catalogue: Catalogue) -> Facts:
     # The key's scopes and the project do not depend on each other: ask for both at once.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="preflight") as pool:
         scopes_future = pool.submit(contextvars.copy_context().run, read_key_scopes, client)
         project = fetch_project(client, project_id)
         scopes = scopes_future.result()
-    return gather(client, project_id, needed_facts(checks) | set(hooks.scope_facts), scopes=scopes, project=project)
+    # Besides what the checks need: the organization (the report's target), and what the catalogue reads for the
+    # scope (billing, usage) and the brief.
+    wanted = needed_facts(checks) | catalogue.facts | {"organization"}
+    return gather(client, project_id, wanted, scopes=scopes, project=project)
 
 
 def evaluate(
@@ -55,14 +39,13 @@ def evaluate(
     checks: list[Check],
     settings: Settings,
     *,
-    hooks: ProductHooks | None = None,
     started_at: datetime | None = None,
     stats: dict[str, Any] | None = None,
     attestations: dict[str, Any] | None = None,
     vitally: dict[str, Any] | None = None,
     mode: str = "handover",
 ) -> dict[str, Any]:
-    hooks = hooks or default_hooks()
+    catalogue = registry.catalogue
     started_at = started_at or datetime.now(UTC)
     clock = time.perf_counter()
     set_local_facts(facts, attestations, vitally)
@@ -70,14 +53,15 @@ def evaluate(
     vitally_paid = (facts.get("vitally") or {}).get("paid_products")
     billing_error = facts.reason("billing") if read_failed(facts.status("billing"), facts.reason("billing")) \
         else None
-    scope = decide_scope(hooks.paid_from_billing(facts), settings.paying_for, hooks.products_used(facts),
-                         vitally_paid, billing_error)
+    scope = decide_scope(catalogue, catalogue.paid_from_billing(facts.get("billing")), settings.paying_for,
+                         catalogue.used(facts), vitally_paid, billing_error)
     facts.values["scope"] = Fact("ok", scope.to_dict())
     results = run_checks(checks, facts, settings)
     results += [plugin_failure_result(f) for f in registry.failures]
     selected = {c.id for c in checks}
     subset = f"{len(selected)} of {len(registry.checks)}" if selected < set(registry.checks) else None
-    categories, readiness = score_run(results, scope, settings.weights, settings.gate, mode=mode, subset=subset)
+    categories, readiness = score_run(results, scope, settings.weights, settings.gate, catalogue, mode=mode,
+                                      subset=subset)
     result_dicts = [r.to_dict() for r in results]
     scope_dict = scope.to_dict()
     finished_at = datetime.now(UTC)
@@ -107,7 +91,7 @@ def evaluate(
         "categories": [c.to_dict() for c in categories],
         "readiness": readiness.to_dict(),
         "gate": dict(settings.gate),
-        "brief": hooks.build_brief(facts, result_dicts, scope_dict),
+        "brief": catalogue.brief(facts, result_dicts, scope_dict) if catalogue.brief else {},
         "stats": run_stats,
         # Only with --check/--category: which checks ran, out of how many (the reports say "no verdict").
         **({"selection": {"checks": sorted(selected), "of": len(registry.checks)}} if subset else {}),
@@ -131,17 +115,15 @@ def audit_project(
     checks: list[Check],
     settings: Settings,
     *,
-    hooks: ProductHooks | None = None,
     save_facts: Callable[[Facts], None] | None = None,
     vitally_lookup: Callable[[Facts], dict[str, Any]] | None = None,
     **evaluate_options: Any,
 ) -> dict[str, Any]:
-    hooks = hooks or default_hooks()
     started_at = datetime.now(UTC)
     clock = time.perf_counter()
     # One client may audit several projects: count only this project's requests.
     before = (client.stats.http_requests, client.stats.hogql_queries, client.stats.retries)
-    facts = gather_facts(client, project_id, checks, hooks)
+    facts = gather_facts(client, project_id, checks, registry.catalogue)
     gather_seconds = time.perf_counter() - clock
     if vitally_lookup:
         try:
@@ -158,20 +140,18 @@ def audit_project(
         "gather_seconds": round(gather_seconds, 3),
         "wall_seconds": time.perf_counter() - clock,
     }
-    return evaluate(facts, registry, checks, settings, hooks=hooks, started_at=started_at, stats=stats,
-                    **evaluate_options)
+    return evaluate(facts, registry, checks, settings, started_at=started_at, stats=stats, **evaluate_options)
 
 
 FACT_STATUS_ORDER = {"ok": 0, "unavailable": 1, "missing": 2, "error": 3}
 BAND_ORDER = ["Healthy", "Concerning", "Poor", "Unknown"]
 
 
-def combine_account(runs: list[dict[str, Any]], hooks: ProductHooks | None = None) -> dict[str, Any]:
+def combine_account(runs: list[dict[str, Any]], catalogue: Catalogue) -> dict[str, Any]:
     """One verdict for an account of several projects: it is as ready as its weakest project, and a blocker
     failing in any in-scope project blocks. Each project's full result stays under `projects`."""
     if len(runs) == 1:
         return runs[0]
-    hooks = hooks or default_hooks()
     # An unreadable project (an errored section) names no organization and has no scope: take a readable one's.
     readable = [run for run in runs if not run.get("error")] or runs
     first = readable[0]
@@ -222,7 +202,7 @@ def combine_account(runs: list[dict[str, Any]], hooks: ProductHooks | None = Non
     brief = dict(first["brief"])
     brief["top_recommendations"] = [
         {**rec, "summary": f"{rec.get('project_name')}: {rec['summary']}"}
-        for rec in hooks.recommend(results, first["scope"])
+        for rec in (catalogue.recommend(results, first["scope"]) if catalogue.recommend else [])
     ]
     for key in ("products_used", "products_not_used", "paid_but_unused"):
         brief[key] = list(dict.fromkeys(p for run in runs for p in run["brief"].get(key) or []))
@@ -275,15 +255,14 @@ ACCOUNT_WIDE_ERRORS = frozenset({"auth", "network", "rate_limited"})
 
 
 def unreadable_project(client: PostHogClient, project_id: str, name: str | None, error: ApiError,
-                       registry: Registry, settings: Settings, hooks: ProductHooks,
-                       mode: str = "handover") -> dict[str, Any]:
+                       registry: Registry, settings: Settings, mode: str = "handover") -> dict[str, Any]:
     """A project of the account the key cannot read (e.g. 403 for a key scoped to other projects): a section of
     its own that says why, judged nothing, scored unknown, never ready, so the account is not ready either."""
     reason = f"Project {project_id} could not be audited: {error}"
     target = {"host": client.host, "project_id": str(project_id), "project_name": name, "organization_id": None,
               "organization_name": None}
     facts = Facts(values={"project": Fact("error", error=str(error))}, as_of=datetime.now(UTC), target=target)
-    run = evaluate(facts, registry, [], settings, hooks=hooks, mode=mode)  # a RunResult every renderer reads
+    run = evaluate(facts, registry, [], settings, mode=mode)  # a RunResult every renderer reads
     run["readiness"] = {"score": None, "ready": False, "reasons": [reason],
                         **({"band": "Unknown"} if mode == "health" else {})}
     run["error"] = reason
@@ -299,7 +278,6 @@ def audit_target(
     *,
     all_projects: bool = False,
     organization: str | None = None,
-    hooks: ProductHooks | None = None,
     save_facts: Callable[[Facts], None] | None = None,
     **options: Any,
 ) -> dict[str, Any]:
@@ -309,7 +287,6 @@ def audit_target(
     With all_projects (or an organization) the projects come from the organization's list, and one the key
     cannot read becomes an errored section of the account instead of stopping it (projects named one by one
     still stop it: a typo is the user's to hear about). Nothing readable at all still raises."""
-    hooks = hooks or default_hooks()
     names: dict[str, str | None] = {}
     whole_organization = all_projects or organization is not None
     if whole_organization:
@@ -318,14 +295,14 @@ def audit_target(
     runs, first_error = [], None
     for pid in project_ids:
         try:
-            runs.append(audit_project(client, str(pid), registry, checks, settings, hooks=hooks,
+            runs.append(audit_project(client, str(pid), registry, checks, settings,
                                       save_facts=save_facts if len(project_ids) == 1 else None, **options))
         except ApiError as exc:
             if not whole_organization or exc.kind in ACCOUNT_WIDE_ERRORS:
                 raise
             first_error = first_error or exc
-            runs.append(unreadable_project(client, str(pid), names.get(str(pid)), exc, registry, settings, hooks,
+            runs.append(unreadable_project(client, str(pid), names.get(str(pid)), exc, registry, settings,
                                            options.get("mode", "handover")))
     if first_error is not None and all(run.get("error") for run in runs):
         raise first_error
-    return combine_account(runs, hooks)
+    return combine_account(runs, registry.catalogue)

@@ -34,11 +34,12 @@ from typing import Any
 
 from auditor import history, telemetry
 from auditor.attestations import AttestationError, load_attestations
-from auditor.audit import ProductHooks, audit_target
+from auditor.audit import audit_target
+from auditor.catalogue import Catalogue
 from auditor.config import ConfigError, Settings, parse_products, read_toml
 from auditor.model import Check
 from auditor.posthog_api import ApiError, PostHogClient, normalise_host
-from auditor.registry import Registry
+from auditor.registry import Registry, builtin_registry
 from auditor.render import FORMATS, environment, write_atomic, write_reports
 from auditor.vitally import read_account
 from auditor.vitally_api import VitallyClient, base_url
@@ -65,7 +66,7 @@ class AccountSpec:
 DEFAULT_KEYS = frozenset({"host", "api_key_env"})
 
 
-def load_accounts(path: str, default_host: str | None = None) -> list[AccountSpec]:
+def load_accounts(path: str, default_host: str | None = None, catalogue: Catalogue | None = None) -> list[AccountSpec]:
     file = Path(path)
     data = read_toml(file, "accounts file")
     entries = data.get("accounts")
@@ -120,7 +121,7 @@ def load_accounts(path: str, default_host: str | None = None) -> list[AccountSpe
             projects=projects, all_projects=bool(entry.get("all_projects") or organization),
             organization=organization.strip() if organization else None,
             vitally_account=entry.get("vitally_account"),
-            paying_for=parse_products(",".join(paying)) if paying else None,
+            paying_for=parse_products(",".join(paying), catalogue or builtin_registry().catalogue) if paying else None,
             attestations=str((file.parent / attest).resolve()) if attest else None,
         )
         if spec.slug in seen:
@@ -147,7 +148,6 @@ class BatchContext:
     registry: Registry
     checks: list[Check]
     settings: Settings
-    hooks: ProductHooks
     out_dir: Path
     formats: list[str] = field(default_factory=lambda: list(FORMATS))
     mode: str = "handover"
@@ -256,19 +256,20 @@ def _audit(ctx: BatchContext, spec: AccountSpec) -> dict[str, Any]:
         raise ConfigError(f"no API key: {spec.api_key_env} is not set")
     options: dict[str, Any] = {"mode": ctx.mode}
     if spec.attestations:
-        options["attestations"] = load_attestations(spec.attestations, ctx.hooks.attestation_items)
+        options["attestations"] = load_attestations(spec.attestations, ctx.registry.catalogue.attestation_items)
     vitally = ctx.vitally_factory() if spec.vitally_account else None
     if vitally is not None:
         account = spec.vitally_account or ""
         options["vitally_lookup"] = lambda facts: read_account(
-            vitally, facts.target.get("organization_id") if account == "org" else account, ctx.settings.vitally)
+            vitally, facts.target.get("organization_id") if account == "org" else account, ctx.settings.vitally,
+            ctx.registry.catalogue)
     settings = ctx.settings
     if spec.paying_for is not None:
         settings = replace(settings, paying_for=spec.paying_for)
     # Every client on the same key shares one rate limiter (RateLimiter.for_key), whatever the parallelism.
     with PostHogClient(spec.host, key, session=ctx.session_factory(spec), **settings.client_options(key)) as client:
         run = audit_target(client, spec.projects, ctx.registry, ctx.checks, settings, all_projects=spec.all_projects,
-                           organization=spec.organization, hooks=ctx.hooks, **options)
+                           organization=spec.organization, **options)
     run["account"] = spec.name
     # Everything this account writes happens between begin_writes and end_writes: all of it, or (stopped
     # first) none of it, and never after the portfolio of an interrupted batch.

@@ -24,7 +24,7 @@ import click
 from auditor import __version__, history
 from auditor.allocation import allocate as allocate_account
 from auditor.attestations import AttestationError, load_attestations, template
-from auditor.audit import ProductHooks, audit_target, default_hooks, evaluate
+from auditor.audit import audit_target, evaluate
 from auditor.batch import (
     AccountSpec,
     BatchContext,
@@ -147,7 +147,7 @@ def _audit(
     quiet: bool,
 ) -> int:
     registry = load_registry(plugins=not no_plugins)
-    settings = load_settings(config_path, registry.checks)
+    settings = load_settings(config_path, registry.checks, registry.catalogue)
     if host:
         settings.host = host
     if projects:
@@ -157,7 +157,7 @@ def _audit(
     if concurrency:
         settings.concurrency = concurrency
     if paying_for is not None:
-        settings.paying_for = parse_products(paying_for)
+        settings.paying_for = parse_products(paying_for, registry.catalogue)
     out_formats = parse_formats(formats)
     known_categories = list(dict.fromkeys(c.meta.category for c in registry.checks.values()))
     for category in categories:  # an unknown one would select nothing, and say only "no checks selected"
@@ -169,11 +169,10 @@ def _audit(
         fail(f"{exc.args[0]} (see `posthog-auditor checks`)")
     if not checks:
         fail("no checks selected")
-    hooks = default_hooks()
     options: dict[str, Any] = {"mode": mode}
     if attestations_path:
         try:
-            options["attestations"] = load_attestations(attestations_path, hooks.attestation_items)
+            options["attestations"] = load_attestations(attestations_path, registry.catalogue.attestation_items)
         except AttestationError as exc:
             fail(str(exc))
 
@@ -186,7 +185,7 @@ def _audit(
         vitally_client = make_vitally_client(settings, dry_run=vitally_dry_run)
         settings_v = settings.vitally
         options["vitally_lookup"] = lambda facts: read_account(
-            vitally_client, vitally_account_id(vitally_account, facts.target), settings_v)
+            vitally_client, vitally_account_id(vitally_account, facts.target), settings_v, registry.catalogue)
 
     if from_facts:
         options.pop("vitally_lookup", None)
@@ -196,9 +195,9 @@ def _audit(
             fail(f"facts file not found: {from_facts}")
         except (ValueError, json.JSONDecodeError) as exc:
             fail(f"{from_facts}: {exc}")
-        run = evaluate(facts, registry, checks, settings, hooks=hooks, **options)
+        run = evaluate(facts, registry, checks, settings, **options)
     else:
-        run = _audit_live(registry, checks, settings, demo, save_facts, all_projects, hooks, options)
+        run = _audit_live(registry, checks, settings, demo, save_facts, all_projects, options)
     if history_dir:
         history.compare(Path(history_dir), run)
         history.record_run(Path(history_dir), run)
@@ -288,7 +287,7 @@ def report_writes(client: VitallyClient, quiet: bool, unresolved: list[str] | No
 
 
 def _audit_live(registry: Registry, checks: list[Any], settings: Settings, demo: bool, save_facts: str | None,
-                all_projects: bool, hooks: ProductHooks, options: dict[str, Any]) -> dict[str, Any]:
+                all_projects: bool, options: dict[str, Any]) -> dict[str, Any]:
     session = None
     if demo:
         from auditor.demo import DEMO_HOST, DEMO_KEY, demo_scenario, demo_session
@@ -320,7 +319,7 @@ def _audit_live(registry: Registry, checks: list[Any], settings: Settings, demo:
     with PostHogClient(host, api_key, session=session, **settings.client_options(api_key)) as client:
         try:
             run = audit_target(client, project_ids, registry, checks, settings, all_projects=all_projects,
-                               hooks=hooks, save_facts=saver, **options)
+                               save_facts=saver, **options)
         except ApiError as exc:
             fail(*api_error_message(exc, client.host))
     if save_facts and (all_projects or len(project_ids) > 1):
@@ -379,7 +378,7 @@ def attest(init: bool, out_path: str, account: str, force: bool) -> None:
         path = Path(out_path)
         if path.exists() and not force:
             fail(f"{out_path} already exists (use --force to overwrite)")
-        write_atomic(path, template(default_hooks().attestation_items, account))
+        write_atomic(path, template(load_registry().catalogue.attestation_items, account))
         say(f"Wrote {out_path}: answer the items, then pass --attestations {out_path} to `audit`.")
         return 0
 
@@ -408,11 +407,11 @@ def batch(accounts_file: str | None, from_vitally: bool, host: str | None, out_d
 
     def go() -> int:
         registry = load_registry(plugins=not no_plugins)
-        settings = load_settings(config_path, registry.checks)
+        settings = load_settings(config_path, registry.checks, registry.catalogue)
         if bool(accounts_file) == from_vitally:
             fail("give an accounts file or --from-vitally (one of the two)")
         if accounts_file:
-            specs = load_accounts(accounts_file, host or settings.host)
+            specs = load_accounts(accounts_file, host or settings.host, registry.catalogue)
         else:
             default_host = host or settings.host
             if not default_host:
@@ -423,7 +422,7 @@ def batch(accounts_file: str | None, from_vitally: bool, host: str | None, out_d
             except ApiError as exc:
                 vitally_fail(exc)
         ctx = BatchContext(
-            registry=registry, checks=list(registry.checks.values()), settings=settings, hooks=default_hooks(),
+            registry=registry, checks=list(registry.checks.values()), settings=settings,
             out_dir=Path(out_dir), formats=parse_formats(formats), mode=mode,
             history_dir=None if no_history else Path(history_dir), resume=resume, period=period,
             vitally_factory=vitally_factory(settings))
@@ -573,7 +572,8 @@ def vitally_push(report: str, account: str, report_url: str | None, dry_run: boo
             fail(f"{report}: {exc}")
         if run.get("selection"):
             fail(f"{report} covers a subset of checks (--check/--category): push a full audit")
-        settings = load_settings(config_path, load_registry(plugins=False).checks)
+        registry = load_registry(plugins=False)
+        settings = load_settings(config_path, registry.checks, registry.catalogue)
         client = make_vitally_client(settings, dry_run=dry_run)
         unresolved: list[str] = []
         try:
@@ -598,7 +598,8 @@ def allocate(accounts: tuple[str, ...], min_arr: float | None, out_path: str | N
     """Recommend each account's new owner: TAM or CSM, US, EU or Singapore."""
 
     def go() -> int:
-        settings = load_settings(config_path, load_registry(plugins=False).checks)
+        registry = load_registry(plugins=False)
+        settings = load_settings(config_path, registry.checks, registry.catalogue)
         threshold = settings.vitally.min_arr if min_arr is None else min_arr
         if out_path and not out_path.endswith((".csv", ".json")):
             fail("--out must end in .csv or .json")
@@ -606,14 +607,15 @@ def allocate(accounts: tuple[str, ...], min_arr: float | None, out_path: str | N
         try:
             paths = label_paths(client)
             if accounts:
-                infos = [read_account(client, a, settings.vitally, paths) for a in accounts]
+                infos = [read_account(client, a, settings.vitally, registry.catalogue, paths) for a in accounts]
             else:
                 infos = []
                 for account in client.accounts("active"):
                     arr = float(account.get("mrr") or 0) * 12
                     owner = (account.get("traits") or {}).get(paths.get(settings.vitally.new_owner_label, ""))
                     if arr >= threshold and not owner and not account.get("csmId"):
-                        infos.append(read_account(client, str(account["id"]), settings.vitally, paths))
+                        infos.append(read_account(client, str(account["id"]), settings.vitally, registry.catalogue,
+                                                  paths))
             rows = [allocate_account(info).to_dict() for info in infos]
             applied = apply_owners(client, rows, paths, settings.vitally.new_owner_label) if apply else []
         except ApiError as exc:

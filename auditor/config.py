@@ -29,21 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from auditor.model import CATEGORY_TITLES, PRODUCTS, Check
+from auditor.catalogue import Catalogue
+from auditor.model import Check
 from auditor.posthog_api import DEFAULT_LIMITS
 from auditor.telemetry import TelemetrySettings
 from auditor.vitally import VitallySettings
 
-DEFAULT_WEIGHTS = {
-    "product_analytics": 30,
-    "session_replay": 20,
-    "feature_flags": 15,
-    "platform": 15,
-    "error_tracking": 10,
-    "data_warehouse": 5,
-    "surveys": 5,
-    "handover": 0,  # gate-only
-}
 DEFAULT_GATE = {"min_readiness": 80.0, "min_category": 70.0}
 # [limits] overrides PostHog's throttles (posthog_api.DEFAULT_LIMITS), e.g. a team with a raised
 # api_query_rate_limit (hogql = …). `rest` is the former name of the per-minute throttle.
@@ -83,7 +74,7 @@ class Settings:
     max_retries: int = 4
     rate_limits: dict[str, tuple[int, float]] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
     paying_for: list[str] | None = None
-    weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    weights: dict[str, float] = field(default_factory=dict)  # overrides of the catalogue's weights
     gate: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_GATE))
     check_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     vitally: VitallySettings = field(default_factory=VitallySettings)
@@ -107,13 +98,14 @@ class Settings:
         return os.environ.get(self.api_key_env) or None
 
 
-def load_settings(path: str | None, checks: Mapping[str, Check], env: Mapping[str, str] | None = None) -> Settings:
+def load_settings(path: str | None, checks: Mapping[str, Check], catalogue: Catalogue,
+                  env: Mapping[str, str] | None = None) -> Settings:
     """Read auditor.toml (the given path, or ./auditor.toml if present) and the environment."""
     env = os.environ if env is None else env
     settings = Settings()
     file = Path(path) if path else Path(CONFIG_FILE_NAME)
     if path or file.is_file():  # ./auditor.toml is optional; a --config file must exist
-        apply_file(settings, read_toml(file, "config file"), checks, str(file))
+        apply_file(settings, read_toml(file, "config file"), checks, catalogue, str(file))
         settings.source = str(file)
     if env.get("POSTHOG_HOST"):
         settings.host = env["POSTHOG_HOST"]
@@ -122,7 +114,8 @@ def load_settings(path: str | None, checks: Mapping[str, Check], env: Mapping[st
     return settings
 
 
-def apply_file(settings: Settings, data: dict[str, Any], checks: Mapping[str, Check], where: str) -> None:
+def apply_file(settings: Settings, data: dict[str, Any], checks: Mapping[str, Check], catalogue: Catalogue,
+               where: str) -> None:
     known = {"audit", "weights", "gate", "checks", "vitally", "telemetry", "limits"}
     unknown = sorted(set(data) - known)
     if unknown:
@@ -150,12 +143,13 @@ def apply_file(settings: Settings, data: dict[str, Any], checks: Mapping[str, Ch
         elif key == "paying_for":
             if not isinstance(value, list):
                 raise ConfigError(f"{where}: audit.paying_for must be a list of products")
-            settings.paying_for = parse_products(",".join(str(v) for v in value))
+            settings.paying_for = parse_products(",".join(str(v) for v in value), catalogue)
         else:
             raise ConfigError(f"{where}: unknown setting audit.{key}")
     for category, weight in _table(data, "weights", where).items():
-        if category not in CATEGORY_TITLES:
-            raise ConfigError(f"{where}: weights.{category}: unknown category")
+        if category not in catalogue.products:
+            raise ConfigError(f"{where}: weights.{category}: unknown category (known: "
+                              f"{', '.join(catalogue.products)})")
         settings.weights[category] = _number(weight, f"{where}: weights.{category}", minimum=0)
     for key, value in _table(data, "gate", where).items():
         if key not in DEFAULT_GATE:
@@ -238,11 +232,11 @@ def apply_vitally(vitally: VitallySettings, table: dict[str, Any], where: str) -
         raise ConfigError(f"{where}: vitally.region must be 'eu', 'us' or a base URL")
 
 
-def parse_products(text: str) -> list[str]:
+def parse_products(text: str, catalogue: Catalogue) -> list[str]:
     products = [p.strip().replace("-", "_") for p in text.split(",") if p.strip()]
     for p in products:
-        if p not in PRODUCTS:
-            raise ConfigError(f"unknown product '{p}' (known: {', '.join(PRODUCTS)})")
+        if p not in catalogue.payable:
+            raise ConfigError(f"unknown product '{p}' (known: {', '.join(catalogue.payable)})")
     return products
 
 

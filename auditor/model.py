@@ -33,7 +33,6 @@ class Severity(StrEnum):
 
 SEVERITY_WEIGHT = {Severity.BLOCKER: 5, Severity.MAJOR: 3, Severity.MINOR: 1, Severity.INFO: 0}
 STATUS_SCORE = {Status.PASS: 1.0, Status.WARN: 0.5, Status.FAIL: 0.0}
-SEVERITY_ORDER = [Severity.BLOCKER, Severity.MAJOR, Severity.MINOR, Severity.INFO]
 
 
 @dataclass(frozen=True)
@@ -87,6 +86,35 @@ class CheckMeta:
     requires: tuple[str, ...] = ()  # facts without which the check cannot be judged
     uses: tuple[str, ...] = ()  # facts the check reads when they are available
     thresholds: Mapping[str, Any] = field(default_factory=dict)
+    # Readiness needs this check to pass, whatever its score or severity (e.g. the Account Plan); a run that did
+    # not evaluate it is not ready either.
+    required: bool = False
+    # Former ids of this check: history and Vitally traits recorded under them still belong to it.
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Product:
+    """A category of checks, as the engine needs to know it: its title, its weight in readiness, and how to tell
+    whether the customer pays for it and uses it. Built-in products are declared in checks/catalog.py; a plugin
+    can declare its own beside its checks."""
+
+    id: str
+    title: str
+    weight: float = 0.0  # its weight in the readiness score (0: shown and gated, not scored)
+    always_in_scope: bool = False  # judged whatever the customer pays for
+    billing_type: str | None = None  # the `type` of its product in GET /api/billing/
+    vitally_label: str | None = None  # the Vitally trait "Paying for <label>"
+    used: Callable[[Any], bool | None] | None = None  # used in the last 30 days? (facts -> yes, no, or unknown)
+    used_facts: tuple[str, ...] = ()  # the facts `used` reads
+    preconditions: bool = False  # every check here is a handover precondition: any not passing blocks it
+    handover_only: bool = False  # not part of a periodic health check
+    attestations: Mapping[str, str] = field(default_factory=dict)  # items a person attests (item -> what)
+
+    @property
+    def payable(self) -> bool:
+        """A product a customer can pay for, as opposed to a category judged whatever they pay for."""
+        return not self.always_in_scope
 
 
 @dataclass(frozen=True)
@@ -111,6 +139,8 @@ def check(
     requires: tuple[str, ...] = (),
     uses: tuple[str, ...] = (),
     thresholds: Mapping[str, Any] | None = None,
+    required: bool = False,
+    aliases: tuple[str, ...] = (),
 ) -> Callable[[CheckFn], Check]:
     """Declare a check: metadata plus a pure function of (facts, thresholds) -> Finding."""
 
@@ -126,6 +156,8 @@ def check(
             requires=tuple(requires),
             uses=tuple(uses),
             thresholds=dict(thresholds or {}),
+            required=required,
+            aliases=tuple(aliases),
         )
         return Check(meta=meta, fn=fn, source=fn.__module__.split(".")[0])
 
@@ -172,18 +204,3 @@ class CheckResult:
             "docs_url": self.docs_url,
             "error": self.error,
         }
-
-
-CATEGORY_TITLES = {
-    "platform": "Platform",
-    "product_analytics": "Product analytics",
-    "session_replay": "Session replay",
-    "feature_flags": "Feature flags",
-    "surveys": "Surveys",
-    "data_warehouse": "Data warehouse",
-    "error_tracking": "Error tracking",
-    "handover": "Handover",
-}
-# Categories that are always in scope, whatever the customer pays for.
-ALWAYS_IN_SCOPE = ("platform", "handover")
-PRODUCTS = ("product_analytics", "session_replay", "feature_flags", "surveys", "data_warehouse", "error_tracking")

@@ -1,6 +1,8 @@
-"""Which checks exist: the built-in tuple in `checks/`, plus third-party checks registered under the
-entry-point group `posthog_auditor.checks` (an entry point names a Check, an iterable of Checks, or a
-callable returning either). Each plugin loads on its own; one that fails is recorded, never a crash."""
+"""Which checks and products exist: the built-in ones in `checks/` (an explicit tuple of checks and the product
+catalogue), plus what third-party packages register under the entry-point group `posthog_auditor.checks` (an entry
+point names a Check, a Product, an iterable of them, or a callable returning either). A plugin may bring a whole
+new product: its Product entry and its checks are scored, scoped and shown like built-in ones. Each plugin loads
+on its own; one that fails is recorded, never a crash."""
 
 from __future__ import annotations
 
@@ -9,7 +11,8 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
-from auditor.model import CATEGORY_TITLES, CHECK_ID_RE, Check
+from auditor.catalogue import Catalogue
+from auditor.model import CHECK_ID_RE, Check, Product
 
 ENTRY_POINT_GROUP = "posthog_auditor.checks"
 
@@ -25,14 +28,19 @@ class PluginFailure:
 class Registry:
     checks: dict[str, Check] = field(default_factory=dict)
     failures: list[PluginFailure] = field(default_factory=list)
+    catalogue: Catalogue = field(default_factory=Catalogue)
 
     def add(self, check: Check) -> None:
-        problem = validate(check)
+        problem = validate(check, self.catalogue)
         if problem:
             raise ValueError(problem)
-        if check.id in self.checks:
-            raise ValueError(f"check id {check.id} is already registered by {self.checks[check.id].source}")
+        owners = {name: c for c in self.checks.values() for name in (c.id, *c.meta.aliases)}
+        for name in (check.id, *check.meta.aliases):
+            if name in owners:
+                raise ValueError(f"check id {name} is already registered by {owners[name].source}")
         self.checks[check.id] = check
+        if check.meta.required:
+            self.catalogue.required = (*self.catalogue.required, check.meta)
 
     def select(self, only: Iterable[str] = (), categories: Iterable[str] = ()) -> list[Check]:
         only, categories = set(only), set(categories)
@@ -44,15 +52,23 @@ class Registry:
             if (not only or c.id in only) and (not categories or c.meta.category in categories)
         ]
 
+    def current_id(self, check_id: str) -> str:
+        """The id a check has now, given any id it was recorded under (its aliases)."""
+        for c in self.checks.values():
+            if check_id == c.id or check_id in c.meta.aliases:
+                return c.id
+        return check_id
 
-def validate(check: Any) -> str | None:
+
+def validate(check: Any, catalogue: Catalogue) -> str | None:
     if not isinstance(check, Check):
         return f"{check!r} is not a Check (declare it with auditor.model.check)"
     meta = check.meta
     if not CHECK_ID_RE.match(meta.id):
         return f"check id {meta.id!r} must look like '<category>.<kebab-name>'"
-    if meta.category not in CATEGORY_TITLES:
-        return f"check {meta.id}: unknown category {meta.category!r}"
+    if meta.category not in catalogue.products:
+        return (f"check {meta.id}: unknown category {meta.category!r} (declare it with a Product beside the "
+                "checks)")
     for attr in ("title", "failure_title", "description", "docs_url"):
         if not getattr(meta, attr):
             return f"check {meta.id}: {attr} is missing"
@@ -61,33 +77,44 @@ def validate(check: Any) -> str | None:
     return None
 
 
-def _checks_of(obj: Any) -> list[Check]:
-    if callable(obj) and not isinstance(obj, Check):
+def _items_of(obj: Any) -> list[Any]:
+    if callable(obj) and not isinstance(obj, Check | Product):
         obj = obj()
-    if isinstance(obj, Check):
+    if isinstance(obj, Check | Product):
         return [obj]
     if isinstance(obj, Iterable):
         return list(obj)
-    raise TypeError(f"entry point gave {type(obj).__name__}, expected a Check or an iterable of Checks")
+    raise TypeError(f"entry point gave {type(obj).__name__}, expected a Check, a Product or an iterable of them")
+
+
+def builtin_registry() -> Registry:
+    import checks  # explicit tuples: works from a raw checkout too
+
+    registry = Registry(catalogue=Catalogue(brief=checks.build_brief, recommend=checks.recommendations,
+                                            brief_facts=checks.BRIEF_FACTS))
+    for product in checks.CATALOG:
+        registry.catalogue.add(product)
+    for c in checks.BUILTIN:
+        registry.add(c)
+    return registry
 
 
 def load_registry(*, plugins: bool = True) -> Registry:
-    from checks import BUILTIN  # explicit tuple: works from a raw checkout too
-
-    registry = Registry()
-    for c in BUILTIN:
-        registry.add(c)
+    registry = builtin_registry()
     if not plugins:
         return registry
     for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
         dist = ep.dist.name if ep.dist else "unknown"
         try:
-            loaded = _checks_of(ep.load())
-            staged = Registry(checks=dict(registry.checks))
-            for c in loaded:
+            items = _items_of(ep.load())
+            # Staged on a copy: a plugin is taken whole or not at all.
+            staged = Registry(checks=dict(registry.checks), catalogue=registry.catalogue.copy())
+            for product in (i for i in items if isinstance(i, Product)):
+                staged.catalogue.add(product)
+            for c in (i for i in items if not isinstance(i, Product)):
                 staged.add(Check(meta=c.meta, fn=c.fn, source=dist) if isinstance(c, Check) else c)
         except Exception as exc:  # a broken plugin must not take the audit down
             registry.failures.append(PluginFailure(ep.name, dist, f"{type(exc).__name__}: {exc}"))
             continue
-        registry.checks = staged.checks
+        registry.checks, registry.catalogue = staged.checks, staged.catalogue
     return registry

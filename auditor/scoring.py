@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from auditor.model import ALWAYS_IN_SCOPE, CATEGORY_TITLES, PRODUCTS, CheckResult, Severity, Status
-
-ACCOUNT_PLAN_CHECK = "handover.account-plan"
+from auditor.catalogue import Catalogue
+from auditor.model import CheckResult, Severity, Status
 
 
 @dataclass
@@ -15,12 +14,16 @@ class Scope:
     paid_products: list[str]
     source: str  # billing | vitally | flag | usage
     note: str = ""
+    always: frozenset[str] = frozenset()  # categories in scope whatever is paid for (the catalogue says which)
+    used: dict[str, bool] = field(default_factory=dict)  # product -> used in 30 days (left out: unknown)
+    products: dict[str, str] = field(default_factory=dict)  # every product one can pay for -> its title
 
     def in_scope(self, category: str) -> bool:
-        return category in ALWAYS_IN_SCOPE or category in self.paid_products
+        return category in self.always or category in self.paid_products
 
     def to_dict(self) -> dict[str, Any]:
-        return {"paid_products": self.paid_products, "source": self.source, "note": self.note}
+        return {"paid_products": self.paid_products, "source": self.source, "note": self.note,
+                "used": self.used, "products": self.products}
 
 
 @dataclass
@@ -66,30 +69,33 @@ def read_failed(status: str, reason: str | None) -> bool:
     return status == "error" and "missing scope" not in text and "(403)" not in text
 
 
-def decide_scope(billing_paid: list[str] | None, flag_paid: list[str] | None, used: dict[str, bool],
-                 vitally_paid: list[str] | None = None, billing_error: str | None = None) -> Scope:
+def decide_scope(catalogue: Catalogue, billing_paid: list[str] | None, flag_paid: list[str] | None,
+                 used: dict[str, bool], vitally_paid: list[str] | None = None,
+                 billing_error: str | None = None) -> Scope:
     """Paid products, in order of trust: billing, Vitally's `Paying for …` traits, then --paying-for; with no
     source, every product in use. billing_error: why billing, which the key may read, could not be read."""
+    known = {"always": catalogue.always_in_scope, "used": used,
+             "products": {p: catalogue.title(p) for p in catalogue.payable}}
     if billing_paid is not None:
-        return Scope(sorted(billing_paid, key=PRODUCTS.index), "billing")
+        return Scope(catalogue.sort(billing_paid), "billing", **known)
     if vitally_paid is not None:
-        return Scope(sorted(vitally_paid, key=PRODUCTS.index), "vitally")
+        return Scope(catalogue.sort(vitally_paid), "vitally", **known)
     if flag_paid is not None:
-        return Scope(sorted(set(flag_paid), key=PRODUCTS.index), "flag")
-    in_use = [p for p in PRODUCTS if used.get(p)]
+        return Scope(catalogue.sort(flag_paid), "flag", **known)
+    in_use = [p for p in catalogue.payable if used.get(p)]
     if billing_error:  # not "no access": PostHog failed to answer, and the report must say so
         return Scope(in_use, "usage", f"Billing could not be read ({billing_error}), and no Vitally traits or "
-                     "--paying-for: every product with usage is in scope.")
+                     "--paying-for: every product with usage is in scope.", **known)
     return Scope(in_use, "usage", "No billing access, no Vitally traits and no --paying-for: every product with "
-                 "usage is in scope.")
+                 "usage is in scope.", **known)
 
 
-def score_category(category: str, results: list[CheckResult], in_scope: bool, weight: float) -> CategoryScore:
+def score_category(category: str, title: str, results: list[CheckResult], in_scope: bool,
+                   weight: float) -> CategoryScore:
     mine = [r for r in results if r.category == category]
     counts: dict[str, int] = {}
     for r in mine:
         counts[str(r.status)] = counts.get(str(r.status), 0) + 1
-    title = CATEGORY_TITLES.get(category, category.replace("_", " ").capitalize())
     weighted = [r for r in mine if r.weight > 0]
     errors = [r for r in weighted if r.status == Status.ERROR]
     if errors:
@@ -106,23 +112,23 @@ def score_category(category: str, results: list[CheckResult], in_scope: bool, we
 
 def score_run(
     results: list[CheckResult], scope: Scope, weights: dict[str, float], gate: dict[str, float],
-    mode: str = "handover", subset: str | None = None,
+    catalogue: Catalogue, mode: str = "handover", subset: str | None = None,
 ) -> tuple[list[CategoryScore], Readiness]:
-    """subset: "N of M" when only some checks ran (--check/--category): then there is no readiness score or
-    verdict, only what the checks that ran found (a partial score would headline "readiness 0/100")."""
-    present = {r.category for r in results}
-    order = [c for c in CATEGORY_TITLES if c in present] + sorted(present - set(CATEGORY_TITLES))
+    """weights: overrides of the catalogue's weights. subset: "N of M" when only some checks ran
+    (--check/--category): then there is no readiness score or verdict, only what the checks that ran found (a
+    partial score would headline "readiness 0/100")."""
     categories = [
-        score_category(c, results, scope.in_scope(c), float(weights.get(c, 0))) for c in order
+        score_category(c, catalogue.title(c), results, scope.in_scope(c), catalogue.weight(c, weights))
+        for c in catalogue.order(r.category for r in results)
     ]
     if mode == "health":
-        return categories, health(results, categories, scope, gate, subset)
-    return categories, readiness(results, categories, scope, gate, subset=subset)
+        return categories, health(results, categories, scope, gate, catalogue, subset)
+    return categories, readiness(results, categories, scope, gate, catalogue, subset=subset)
 
 
 def readiness(
     results: list[CheckResult], categories: list[CategoryScore], scope: Scope, gate: dict[str, float],
-    goal: str = "a handover needs", subset: str | None = None,
+    catalogue: Catalogue, goal: str = "a handover needs", subset: str | None = None,
 ) -> Readiness:
     reasons: list[str] = []
     min_readiness, min_category = gate["min_readiness"], gate["min_category"]
@@ -138,14 +144,19 @@ def readiness(
         verb = "failed" if r.status == Status.FAIL else "could not be judged"
         reasons.append(f"Blocker {verb}: {r.title} ({r.id}) — {r.summary}")
 
-    plan = next((r for r in results if r.id == ACCOUNT_PLAN_CHECK), None)
-    if plan is None and subset is None:
-        reasons.append(f"No Account Plan on record: {ACCOUNT_PLAN_CHECK} was not evaluated.")
-    elif plan is not None and plan.status != Status.PASS and plan not in blockers:
-        reasons.append(f"No current Account Plan ({ACCOUNT_PLAN_CHECK} is {plan.status}): {plan.summary}")
-    # Every handover precondition must be met: a person's missing answer blocks like a failure.
+    # Checks readiness needs to pass (CheckMeta.required, e.g. the Account Plan), run or not.
+    by_id = {r.id: r for r in results}
+    required = [(meta, by_id.get(meta.id)) for meta in catalogue.required]
+    for meta, r in required:
+        if r is None and subset is None:
+            reasons.append(f"{meta.failure_title}: {meta.id} was not evaluated.")
+        elif r is not None and r.status != Status.PASS and r not in blockers:
+            reasons.append(f"{meta.failure_title} ({meta.id} is {r.status}): {r.summary}")
+    settled = {r.id for _, r in required if r is not None}
+    # Every precondition (a category the catalogue marks so) must be met: a person's missing answer blocks like
+    # a failure.
     for r in results:
-        if r.category == "handover" and r not in blockers and r is not plan:
+        if catalogue.is_precondition(r.category) and r not in blockers and r.id not in settled:
             if r.status == Status.MANUAL:
                 prefix = "" if r.summary.startswith("Needs a person") else "Needs a person: "
                 reasons.append(prefix + r.summary)
@@ -166,8 +177,8 @@ def readiness(
     judged = {r.category for r in results}
     for product in scope.paid_products:
         if product not in judged:
-            title = CATEGORY_TITLES.get(product, product)
-            reasons.append(f"{title} is paid for, but no check judged it, so its onboarding is unknown.")
+            reasons.append(f"{catalogue.title(product)} is paid for, but no check judged it, so its onboarding is "
+                           "unknown.")
 
     known = [c for c in scored if c.state == "scored" and c.score is not None]
     unknown = [c for c in scored if c.state == "unknown"]
@@ -185,12 +196,16 @@ def readiness(
 
 def health(
     results: list[CheckResult], categories: list[CategoryScore], scope: Scope, gate: dict[str, float],
-    subset: str | None = None,
+    catalogue: Catalogue, subset: str | None = None,
 ) -> Readiness:
-    """Periodic health: the same scores, banded; handover-only preconditions do not count."""
-    product_results = [r for r in results if r.category != "handover"]
-    assessed = readiness(product_results, categories, scope, gate, goal="a healthy account reaches", subset=subset)
-    reasons = [r for r in assessed.reasons if "handover.account-plan" not in r]
+    """Periodic health: the same scores, banded; handover-only categories and checks do not count."""
+    handover = {r.id for r in results if catalogue.is_handover_only(r.category)}
+    product_results = [r for r in results if r.id not in handover]
+    ongoing = Catalogue(products=catalogue.products,
+                        required=tuple(m for m in catalogue.required if not catalogue.is_handover_only(m.category)))
+    assessed = readiness(product_results, categories, scope, gate, ongoing, goal="a healthy account reaches",
+                         subset=subset)
+    reasons = assessed.reasons
     score = assessed.score
     band = "Unknown" if score is None else next(name for name, floor in HEALTH_BANDS if score >= floor)
     return Readiness(score=score, ready=band == "Healthy" and not reasons, reasons=reasons, band=band)

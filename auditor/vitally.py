@@ -7,17 +7,12 @@ from dataclasses import dataclass, field
 from html import escape
 from typing import Any
 
-from auditor.model import PRODUCTS
+from auditor.catalogue import Catalogue
 from auditor.posthog_api import ApiError
 from auditor.render import category_label, category_score_text
 from auditor.text import neutralise
 from auditor.vitally_api import VitallyClient
 
-# Vitally trait labels from PostHog's handbook ("Paying for <Product>"); keys are resolved via /customFields.
-PRODUCT_LABELS = {
-    "product_analytics": "Product Analytics", "session_replay": "Session Replay", "feature_flags": "Feature Flags",
-    "surveys": "Surveys", "data_warehouse": "Data Warehouse", "error_tracking": "Error Tracking",
-}  # fmt: skip
 # The only traits the tool writes (besides New Owner, with `allocate --apply`).
 OWN_TRAIT_PREFIX = "vitally.custom.posthogAudit"
 NOTE_TAG = "posthog-audit"
@@ -58,16 +53,14 @@ def trait(traits: dict[str, Any], paths: dict[str, str], label: str) -> Any:
     return traits.get(paths.get(label, label), traits.get(label))
 
 
-def paid_products(traits: dict[str, Any], paths: dict[str, str], settings: VitallySettings) -> list[str] | None:
-    """Products whose `Paying for …` trait is true; None when the account carries none of those traits."""
-    values = {p: truthy(trait(traits, paths, settings.paying_for_prefix + label))
-              for p, label in PRODUCT_LABELS.items()}
-    if all(v is None for v in values.values()):
-        return None
-    return [p for p in PRODUCTS if values.get(p)]
+def paid_products(traits: dict[str, Any], paths: dict[str, str], settings: VitallySettings,
+                  catalogue: Catalogue) -> list[str] | None:
+    """Products whose `Paying for <label>` trait is true (labels from the catalogue, as PostHog's handbook names
+    them; keys resolved via /customFields); None when the account carries none of those traits."""
+    return catalogue.paid_from_vitally(lambda label: truthy(trait(traits, paths, settings.paying_for_prefix + label)))
 
 
-def read_account(client: VitallyClient, account_id: str, settings: VitallySettings,
+def read_account(client: VitallyClient, account_id: str, settings: VitallySettings, catalogue: Catalogue,
                  paths: dict[str, str] | None = None) -> dict[str, Any]:
     """The `vitally` fact of an audit: everything later steps need, nothing secret."""
     account = client.account(account_id)
@@ -90,7 +83,7 @@ def read_account(client: VitallyClient, account_id: str, settings: VitallySettin
         "last_inbound_message": account.get("lastInboundMessageTimestamp"),
         "last_outbound_message": account.get("lastOutboundMessageTimestamp"),
         "new_owner": trait(traits, paths, settings.new_owner_label),
-        "paid_products": paid_products(traits, paths, settings),
+        "paid_products": paid_products(traits, paths, settings, catalogue),
         "invoices_paid": truthy(invoices),
         "users": [user_summary(u, settings) for u in users if isinstance(u, dict)],
         "notes": [{"subject": n.get("subject"), "noteDate": n.get("noteDate"), "createdAt": n.get("createdAt"),
@@ -188,16 +181,3 @@ def push_run(client: VitallyClient, run: dict[str, Any], account_id: str, report
 def _note(unresolved: list[str] | None, text: str) -> None:
     if unresolved is not None:
         unresolved.append(text)
-
-
-def engagement(vitally: dict[str, Any] | None) -> str:
-    """One line for the brief: has the customer talked to PostHog people, and when."""
-    if not vitally:
-        return "Unknown (Vitally not read)."
-    inbound, outbound = vitally.get("last_inbound_message"), vitally.get("last_outbound_message")
-    notes = len(vitally.get("notes") or [])
-    if not inbound and not outbound and notes == 0:
-        return "Little interaction with PostHog people so far: no messages or notes in Vitally."
-    return (f"Engaged: last message from them {str(inbound or 'never')[:10]}, last from us "
-            f"{str(outbound or 'never')[:10]}, {notes} note(s) in Vitally.")
-

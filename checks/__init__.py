@@ -1,4 +1,5 @@
-"""Built-in checks, one module per product. Each check is metadata plus a pure function of the facts."""
+"""Built-in checks, one module per product, and the product catalogue. Each check is metadata plus a pure function
+of the facts; the catalogue (checks/catalog.py) tells the engine what each product is."""
 
 from checks import (
     data_warehouse,
@@ -10,6 +11,8 @@ from checks import (
     session_replay,
     surveys,
 )
+from checks.brief import BRIEF_FACTS, build_brief, recommendations
+from checks.catalog import CATALOG
 
 BUILTIN = (
     *platform.CHECKS,
@@ -21,3 +24,5 @@ BUILTIN = (
     *error_tracking.CHECKS,
     *handover.CHECKS,
 )
+
+__all__ = ["BRIEF_FACTS", "BUILTIN", "CATALOG", "build_brief", "recommendations"]

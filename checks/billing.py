@@ -4,18 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from auditor.model import PRODUCTS
-
-
-def paid_products(billing: Any) -> list[str] | None:
-    """Primary products with `subscribed: true`; None when the payload does not say."""
-    if not isinstance(billing, dict) or not isinstance(billing.get("products"), list):
-        return None
-    return [
-        p["type"] for p in billing["products"]
-        if isinstance(p, dict) and p.get("type") in PRODUCTS and p.get("subscribed")
-    ]
-
 
 def group_analytics_paid(billing: Any) -> bool | None:
     """Group analytics is an add-on of product analytics."""

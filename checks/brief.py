@@ -7,10 +7,11 @@ from typing import Any
 import polars as pl
 
 from auditor.facts import Facts
-from auditor.model import CATEGORY_TITLES, PRODUCTS, SEVERITY_WEIGHT, Severity
-from auditor.vitally import engagement
+from auditor.model import SEVERITY_WEIGHT, Severity
 from checks.common import LEVEL_NAMES, SURVEY_EVENTS, cube, day, member_last_login, member_name, total, within
-from checks.scope import products_used
+
+# The facts the brief reads besides the checks' (the engine gathers them whatever checks run).
+BRIEF_FACTS = ("members", "cube")
 
 DATA_MANAGEMENT_CHECKS = (
     "product_analytics.custom-events", "product_analytics.custom-event-properties",
@@ -65,9 +66,25 @@ def sdk_versions(facts: Facts, limit: int = 10) -> list[dict[str, Any]]:
              "share": round(r["events"] / events, 4)} for r in by.iter_rows(named=True)]
 
 
+def engagement(vitally: dict[str, Any] | None) -> str:
+    """One line for the brief: has the customer talked to PostHog people, and when."""
+    if not vitally:
+        return "Unknown (Vitally not read)."
+    inbound, outbound = vitally.get("last_inbound_message"), vitally.get("last_outbound_message")
+    notes = len(vitally.get("notes") or [])
+    if not inbound and not outbound and notes == 0:
+        return "Little interaction with PostHog people so far: no messages or notes in Vitally."
+    return (f"Engaged: last message from them {str(inbound or 'never')[:10]}, last from us "
+            f"{str(outbound or 'never')[:10]}, {notes} note(s) in Vitally.")
+
+
+
+
 def recommendations(results: list[dict[str, Any]], scope: dict[str, Any], limit: int = 5) -> list[dict[str, Any]]:
     """Failing and warning checks ranked by impact: paid products first, then severity, fail before warn."""
-    paid = set(scope.get("paid_products") or []) | {"platform", "handover"}
+    # Paid products come first, with the categories judged whatever is paid for (not among those one can pay for).
+    payable = set(scope.get("products") or {})
+    paid = set(scope.get("paid_products") or []) | {r["category"] for r in results if r["category"] not in payable}
     # Handover items are PostHog's own homework (the Account Plan, attestations), not advice for the customer.
     candidates = [r for r in results if r["status"] in ("fail", "warn") and r.get("remediation")
                   and r["category"] != "handover"]
@@ -93,9 +110,9 @@ def build_brief(facts: Facts, results: list[dict[str, Any]], scope: dict[str, An
         p.pop("_sort", None)
     active_30d = sum(1 for m in members
                      if within(member_last_login(m), facts.as_of, 30))
-    used = products_used(facts)
-    used_list = [p for p in PRODUCTS if used.get(p)]
-    not_used = [p for p in PRODUCTS if used.get(p) is False]
+    used, titles = scope.get("used") or {}, scope.get("products") or {}
+    used_list = [p for p in titles if used.get(p)]
+    not_used = [p for p in titles if used.get(p) is False]
     paid = scope.get("paid_products") or []
     paid_unused = [p for p in paid if used.get(p) is False] if scope.get("source") != "usage" else []
     top = recommendations(results, scope)
@@ -111,9 +128,9 @@ def build_brief(facts: Facts, results: list[dict[str, Any]], scope: dict[str, An
         "most_active_members": most_active,
         "members": len(members),
         "members_active_30d": active_30d,
-        "products_used": [CATEGORY_TITLES[p] for p in used_list],
-        "products_not_used": [CATEGORY_TITLES[p] for p in not_used],
-        "paid_but_unused": [CATEGORY_TITLES[p] for p in paid_unused],
+        "products_used": [titles[p] for p in used_list],
+        "products_not_used": [titles[p] for p in not_used],
+        "paid_but_unused": [titles.get(p, p) for p in paid_unused],
         "data_management": " ".join(data_notes) or "Not assessed: the event data could not be read.",
         "top_recommendations": top,
         "first_outreach_tip": tip,

@@ -6,11 +6,10 @@ from datetime import timedelta
 from typing import Any
 
 from auditor.facts import Facts
-from auditor.model import CATEGORY_TITLES, Finding, Severity, Status, Table, check
+from auditor.model import Finding, Severity, Status, Table, check
 from auditor.scoring import read_failed
 from checks.billing import monthly_amount
 from checks.common import day, parse_time
-from checks.scope import products_used
 
 HANDBOOK = "https://posthog.com/handbook/growth/sales/account-allocation"
 
@@ -43,6 +42,7 @@ def attested(facts: Facts) -> dict[str, Any]:
     docs_url=HANDBOOK,
     uses=("attestations", "vitally"),
     thresholds={"max_age_days": 120},
+    required=True,  # no handover without a current Account Plan, whatever else the account scores
 )
 def account_plan(facts: Facts, t: dict[str, Any]) -> Finding:
     cutoff = facts.as_of - timedelta(days=t["max_age_days"])
@@ -90,19 +90,19 @@ def paid_products_used(facts: Facts, t: dict[str, Any]) -> Finding:
         return Finding(Status.MANUAL, "What the customer pays for is unknown (no billing access, no Vitally "
                        "traits, no --paying-for): confirm it.", {"source": "usage"},
                        remediation="Use a key with billing:read, or pass --paying-for.")
-    used = products_used(facts)
+    used, titles = scope.get("used") or {}, scope.get("products") or {}
     billing = facts.get("billing")
     rows, unused = [], []
     for product in scope.get("paid_products") or []:
         state = used.get(product)
         label = "yes" if state else ("no" if state is False else "unknown")
-        rows.append([CATEGORY_TITLES[product], label, monthly_amount(billing, product) or "—"])
+        rows.append([titles.get(product, product), label, monthly_amount(billing, product) or "—"])
         if state is False:
             unused.append(product)
     table = Table.of(["paid product", "used in 30 d", "this period"], rows)
     metrics = {"paid": len(rows), "unused": len(unused), "source": scope.get("source")}
     if unused:
-        names = ", ".join(f"{CATEGORY_TITLES[p]} ({monthly_amount(billing, p) or 'amount unknown'})" for p in unused)
+        names = ", ".join(f"{titles.get(p, p)} ({monthly_amount(billing, p) or 'amount unknown'})" for p in unused)
         return Finding(Status.FAIL, f"Paid but unused in 30 days: {names}.", metrics, table,
                        "Onboard the unused product before the handover, or help the customer remove it from "
                        "their plan.")

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from auditor.audit import default_hooks
 from auditor.batch import AccountSpec, BatchContext, BatchInterrupted, run_batch
 from auditor.cli import cli
 from auditor.config import Settings
@@ -152,7 +151,7 @@ def test_ctrl_c_keeps_finished_reports(book, tmp_path, standin, monkeypatch):
     monkeypatch.setenv("BOOK_KEY", standin.api_key)
     registry = load_registry(plugins=False)
     ctx = BatchContext(registry=registry, checks=list(registry.checks.values()), settings=Settings(),
-                       hooks=default_hooks(), out_dir=tmp_path / "p", mode="health")
+                       out_dir=tmp_path / "p", mode="health")
     specs = [AccountSpec(name=f"Account {i}", host=standin.url, api_key_env="BOOK_KEY", projects=["4242"])
              for i in range(4)]
 

@@ -133,7 +133,6 @@ def test_ctrl_c_in_batch_is_reliable(tmp_path):
 
 def test_no_account_starts_once_a_stop_is_asked(tmp_path, monkeypatch):
     """In-process: the flag a Ctrl-C sets is read before each account starts."""
-    from auditor.audit import default_hooks
     from auditor.batch import AccountSpec, BatchContext, BatchInterrupted, run_batch
     from auditor.config import Settings
     from auditor.registry import load_registry
@@ -142,7 +141,7 @@ def test_no_account_starts_once_a_stop_is_asked(tmp_path, monkeypatch):
         monkeypatch.setenv("BOOK_KEY", standin.api_key)
         registry = load_registry(plugins=False)
         ctx = BatchContext(registry=registry, checks=list(registry.checks.values()), settings=Settings(),
-                           hooks=default_hooks(), out_dir=tmp_path / "p", mode="health")
+                           out_dir=tmp_path / "p", mode="health")
         ctx.interrupt_requested = True
         specs = [AccountSpec(name=f"A{i}", host=standin.url, api_key_env="BOOK_KEY", projects=[str(4242 + i)])
                  for i in range(ACCOUNTS)]

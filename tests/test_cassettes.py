@@ -12,7 +12,7 @@ import re
 import pytest
 from click.testing import CliRunner
 
-from auditor.audit import default_hooks, evaluate, gather_facts
+from auditor.audit import evaluate, gather_facts
 from auditor.cli import cli
 from auditor.config import Settings
 from auditor.facts import GATHERERS
@@ -26,7 +26,7 @@ def test_every_gatherer_replays_from_cassette(recording_target):
     url, key, project = recording_target
     registry = load_registry(plugins=False)
     with fast_client(url, key, concurrency=1) as client:  # vcrpy cannot record concurrent requests
-        facts = gather_facts(client, project, list(registry.checks.values()), default_hooks())
+        facts = gather_facts(client, project, list(registry.checks.values()), registry.catalogue)
         hogql = client.stats.hogql_queries
     assert set(GATHERERS) <= set(facts.values), "every gatherer must be exercised by the cassette"
     not_ok = {name: f.error for name, f in facts.values.items() if f.status != "ok"}
@@ -80,7 +80,7 @@ def audit_recorded(recording_target) -> dict:
     registry = load_registry(plugins=False)
     checks = list(registry.checks.values())
     with fast_client(url, key, concurrency=1) as client:
-        facts = gather_facts(client, project, checks, default_hooks())
+        facts = gather_facts(client, project, checks, registry.catalogue)
     facts.as_of = FIXED_NOW
     run = evaluate(facts, registry, checks, Settings())
     return {r["id"]: r for r in run["results"]} | {"_run": run}
@@ -156,7 +156,8 @@ def test_every_vitally_call_replays_from_cassette(vitally_target, tmp_path):
     client = VitallyClient(base, key, sleep=lambda s: None)
     accounts = client.accounts("active")
     assert len(accounts) == 5
-    info = read_account(client, "0191b5c1-7a2e-0000-8c2d-4f0b3d1e9a77", VitallySettings())
+    info = read_account(client, "0191b5c1-7a2e-0000-8c2d-4f0b3d1e9a77", VitallySettings(),
+                        load_registry(plugins=False).catalogue)
     assert info["paid_products"] == ["product_analytics", "session_replay", "feature_flags"]
     run = json.loads((ROOT / "tests" / "data" / "run_for_vitally.json").read_text())
     push_run(client, run, "vit-1", "https://reports.example.com/r.html")

@@ -45,7 +45,13 @@ def build_facts(spec: dict[str, Any], as_of: str = AS_OF) -> Facts:
             value = {"columns": list(columns), "rows": [[row.get(c) for c in columns] for row in value],
                      "truncated": False, "limit": 50000}
         values[name] = Fact("ok", value)
-    return Facts(values=values, as_of=datetime.fromisoformat(as_of))
+    facts = Facts(values=values, as_of=datetime.fromisoformat(as_of))
+    scope = facts.get("scope")
+    if isinstance(scope, dict):  # as the engine does: what is used, and every product's title, from the catalogue
+        catalogue = REGISTRY.catalogue
+        scope.setdefault("used", catalogue.used(facts))
+        scope.setdefault("products", {p: catalogue.title(p) for p in catalogue.payable})
+    return facts
 
 
 def load_cases() -> list[Any]:

@@ -25,11 +25,14 @@ def result(check_id: str, status: str, severity: str = "major") -> CheckResult:
 
 
 PLAN_OK = result("handover.account-plan", "pass", "blocker")
-SCOPE_PA = Scope(["product_analytics"], "flag")
+SCOPE_PA = Scope(["product_analytics"], "flag", always=frozenset({"platform", "handover"}))
+
+
+CATALOGUE = load_registry(plugins=False).catalogue
 
 
 def gate(results, scope=SCOPE_PA):
-    categories, readiness = score_run(results, scope, WEIGHTS, GATE)
+    categories, readiness = score_run(results, scope, WEIGHTS, GATE, CATALOGUE)
     return {c.id: c for c in categories}, readiness
 
 
@@ -90,9 +93,9 @@ def test_info_error_does_not_make_category_unknown():
 
 def test_scope_order_of_trust():
     used = {"product_analytics": True, "surveys": True, "session_replay": False}
-    assert decide_scope(["session_replay"], ["surveys"], used).source == "billing"
-    assert decide_scope(None, ["surveys"], used).paid_products == ["surveys"]
-    usage = decide_scope(None, None, used)
+    assert decide_scope(CATALOGUE, ["session_replay"], ["surveys"], used).source == "billing"
+    assert decide_scope(CATALOGUE, None, ["surveys"], used).paid_products == ["surveys"]
+    usage = decide_scope(CATALOGUE, None, None, used)
     assert usage.source == "usage" and usage.paid_products == ["product_analytics", "surveys"]
 
 

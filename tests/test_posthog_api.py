@@ -238,10 +238,11 @@ def test_throttles_are_posthogs():
 
 def test_limits_are_configurable_and_the_old_name_still_reads(tmp_path):
     from auditor.config import load_settings
+    from auditor.registry import load_registry
 
     config = tmp_path / "auditor.toml"
     config.write_text("[limits]\nrest = 100\nhogql = 600\nclickhouse_sustained = 900\n")
-    limits = load_settings(str(config), {}).rate_limits
+    limits = load_settings(str(config), {}, load_registry(plugins=False).catalogue).rate_limits
     assert limits["burst"] == (100, 60.0) and limits["hogql"] == (600, 3_600.0)
     assert limits["clickhouse_sustained"] == (900, 3_600.0) and limits["sustained"] == (4_800, 3_600.0)
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from auditor.audit import default_hooks, evaluate, gather_facts
+from auditor.audit import evaluate, gather_facts
 from auditor.config import Settings
 from auditor.facts import GATHERERS
 from auditor.registry import load_registry
@@ -21,7 +21,7 @@ def audited(standin, scenario) -> dict:
     registry = load_registry(plugins=False)
     checks = list(registry.checks.values())
     with fast_client(standin.url, standin.api_key) as client:
-        facts = gather_facts(client, scenario.project_id, checks, default_hooks())
+        facts = gather_facts(client, scenario.project_id, checks, registry.catalogue)
     run = evaluate(facts, registry, checks, Settings())
     run["_facts"] = facts
     return run

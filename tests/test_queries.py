@@ -165,7 +165,7 @@ def test_a_query_posthog_refuses_is_an_error_with_its_message_never_a_pass(stand
     """The replay part as it was before: PostHog refuses the combined query (400 with ClickHouse's message), so
     each part runs on its own; the replay fact and every check built on it are errors with that message, the
     other parts are judged, and the customer is not ready."""
-    from auditor.audit import default_hooks, evaluate, gather_facts
+    from auditor.audit import evaluate, gather_facts
     from auditor.config import Settings
     from auditor.registry import load_registry
     from tests.conftest import fast_client
@@ -174,7 +174,7 @@ def test_a_query_posthog_refuses_is_an_error_with_its_message_never_a_pass(stand
     registry = load_registry(plugins=False)
     checks = list(registry.checks.values())
     with fast_client(standin.url, standin.api_key) as client:
-        facts = gather_facts(client, scenario.project_id, checks, default_hooks())
+        facts = gather_facts(client, scenario.project_id, checks, registry.catalogue)
     assert facts.status("replay") == "error"
     assert "400" in facts.reason("replay") and "Illegal type DateTime64" in facts.reason("replay")
     assert facts.ok("cube") and facts.ok("identity") and "the combined query was refused" in facts.get("cube")["query"]
@@ -186,7 +186,7 @@ def test_a_query_posthog_refuses_is_an_error_with_its_message_never_a_pass(stand
 
 
 def audit_through_standin(standin, scenario) -> dict[str, dict]:
-    from auditor.audit import default_hooks, evaluate, gather_facts
+    from auditor.audit import evaluate, gather_facts
     from auditor.config import Settings
     from auditor.registry import load_registry
     from tests.conftest import fast_client
@@ -194,7 +194,7 @@ def audit_through_standin(standin, scenario) -> dict[str, dict]:
     registry = load_registry(plugins=False)
     checks = list(registry.checks.values())
     with fast_client(standin.url, standin.api_key) as client:
-        facts = gather_facts(client, scenario.project_id, checks, default_hooks())
+        facts = gather_facts(client, scenario.project_id, checks, registry.catalogue)
     return {r["id"]: r for r in evaluate(facts, registry, checks, Settings())["results"]}
 
 

@@ -10,9 +10,13 @@ from click.testing import CliRunner
 from auditor.allocation import allocate, region_of_country, region_of_timezone
 from auditor.cli import cli
 from auditor.posthog_api import ApiError
-from auditor.vitally import VitallySettings, engagement, label_paths, push_run, read_account
+from auditor.registry import load_registry
+from auditor.vitally import VitallySettings, label_paths, push_run, read_account
 from auditor.vitally_api import VitallyClient, base_url
+from checks.brief import engagement
 from tests.vitally_standin import running_vitally
+
+CATALOGUE = load_registry(plugins=False).catalogue
 
 HEDGEBOX_ORG = "0191b5c1-7a2e-0000-8c2d-4f0b3d1e9a77"
 
@@ -49,7 +53,8 @@ def test_hosts():
 
 
 def test_read_account_by_external_id(vitally):
-    info = read_account(client_for(vitally), HEDGEBOX_ORG, VitallySettings(invoices_paid_label="Invoices Paid"))
+    info = read_account(client_for(vitally), HEDGEBOX_ORG, VitallySettings(invoices_paid_label="Invoices Paid"),
+                        CATALOGUE)
     assert info["account_id"] == "vit-1" and info["name"] == "Hedgebox Inc."
     assert info["arr"] == pytest.approx(26_214)
     assert info["paid_products"] == ["product_analytics", "session_replay", "feature_flags"]
@@ -60,7 +65,7 @@ def test_read_account_by_external_id(vitally):
 
 
 def test_a_deleted_account_plan_note_is_not_read(vitally):
-    info = read_account(client_for(vitally), "org-acme", VitallySettings())
+    info = read_account(client_for(vitally), "org-acme", VitallySettings(), CATALOGUE)
     assert info["notes"] == []  # its only note is archived (deleted in Vitally)
 
 
