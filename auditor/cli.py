@@ -247,7 +247,10 @@ def make_vitally_client(settings: Settings, dry_run: bool = False) -> VitallyCli
     except ValueError as exc:
         fail(str(exc))
     # A dry run only looks things up, and shows its payloads even when it cannot: it need not retry for long.
-    return VitallyClient(base, key, dry_run=dry_run, **({"max_retries": 1} if dry_run else {}))
+    client = VitallyClient(base, key, dry_run=dry_run)
+    if dry_run:
+        client.max_retries = 1
+    return client
 
 
 def vitally_fail(exc: ApiError, client: VitallyClient | None = None) -> NoReturn:

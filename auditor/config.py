@@ -170,8 +170,8 @@ def apply_file(settings: Settings, data: dict[str, Any], checks: Mapping[str, Ch
                              minimum=0.001, maximum=MAX_WINDOW_SECONDS)
         settings.rate_limits[kind] = (count, window)
     if limits:
-        known = ", ".join(k + s for k in settings.rate_limits for s in ("", "_window_seconds"))
-        raise ConfigError(f"{where}: unknown setting limits.{sorted(limits)[0]} (known: {known})")
+        names = ", ".join(k + s for k in settings.rate_limits for s in ("", "_window_seconds"))
+        raise ConfigError(f"{where}: unknown setting limits.{sorted(limits)[0]} (known: {names})")
     for key, value in _table(data, "telemetry", where).items():
         if key == "enabled":
             if not isinstance(value, bool):

@@ -201,7 +201,7 @@ class ScenarioAdapter(BaseAdapter):
         super().__init__()
         self.scenario = scenario
 
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
         body = request.body.encode() if isinstance(request.body, str) else request.body
         status, headers, payload = self.scenario.respond(request.method or "GET", request.url or "", body)
         response = requests.Response()
@@ -233,7 +233,8 @@ def _iso(moment: datetime) -> str:
 
 def demo_scenario(now: datetime | None = None) -> Scenario:
     now = now or datetime.now(UTC)
-    ago = lambda **kw: _iso(now - timedelta(**kw))  # noqa: E731
+    def ago(**kw: float) -> str:
+        return _iso(now - timedelta(**kw))
 
     old, new, node = "1.380.1", "1.447.0", "5.61.0"
     project = {
@@ -291,7 +292,7 @@ def demo_scenario(now: datetime | None = None) -> Scenario:
          "last_viewed_at": ago(days=1 + i * 4)}
         for i in range(23)
     ]
-    person_properties = [
+    person_properties: list[dict[str, Any]] = [
         {"id": f"pp{i}", "name": name, "is_numerical": name == "seats", "property_type": None, "tags": []}
         for i, name in enumerate(["email", "name", "plan", "company_size", "seats", "$initial_referrer",
                                   "$geoip_country_code"])
@@ -397,7 +398,7 @@ def demo_scenario(now: datetime | None = None) -> Scenario:
                     "columns": [{"key": c, "name": c, "type": "integer" if c in ("created", "amount") else "string",
                                  "schema_valid": True} for c in ("id", *columns)]}}
 
-    source = {
+    source: dict[str, Any] = {
         "id": "0191b5c1-5b00-0000-0000-0000000000aa", "created_at": ago(days=300), "created_by": "ben@hedgebox.net",
         "status": "Failed", "source_type": "Stripe", "latest_error": None, "prefix": "prod_",
         "last_run_at": ago(hours=2), "job_inputs": {"stripe_account_id": "acct_demo"},

@@ -117,7 +117,8 @@ class DemoBuilder:
                         NEW_WEB if self.rng.random() < new_version_share else OLD_WEB) for v in chosen]
 
     def web(self, name: str, count: int, sessions: list[Session], *, version: str | None = None,
-            test_host_every: int = 250, groups: float = 0.6, personless: bool = False, **extra: Any) -> None:
+            test_host_every: int = 250, groups: float = 0.6, personless: bool = False,
+            extra: dict[str, Any] | None = None) -> None:
         for i in range(count):
             s = self.rng.choice(sessions)
             props: dict[str, Any] = {
@@ -126,7 +127,7 @@ class DemoBuilder:
                 "$process_person_profile": s.visitor.identified or not personless,
                 "$host": "localhost:3000" if test_host_every and i % test_host_every == 7 else "app.hedgebox.net",
                 "$current_url": "https://app.hedgebox.net/files", "token": "phc_demo", "distinct_id":
-                s.visitor.distinct_id, **extra,
+                s.visitor.distinct_id, **(extra or {}),
             }
             if self.rng.random() < groups:
                 props["$groups"] = {"company": s.visitor.company}
@@ -135,10 +136,10 @@ class DemoBuilder:
             self.events.append(event(name, s.visitor.distinct_id, ago, props))
 
     def server(self, name: str, count: int, ids: list[str], *, custom_share: float = 1.0, days: float = 30.0,
-               **extra: Any) -> None:
+               extra: dict[str, Any] | None = None) -> None:
         for _ in range(count):
             did = self.rng.choice(ids)
-            props: dict[str, Any] = {"$lib": "posthog-node", "$lib_version": NODE, **extra}
+            props: dict[str, Any] = {"$lib": "posthog-node", "$lib_version": NODE, **(extra or {})}
             if self.rng.random() < custom_share:
                 props.update(plan=self.rng.choice(["free", "pro", "business"]), source="api")
             props["$groups"] = {"company": f"company-{self.rng.randrange(40):03d}"}
@@ -176,11 +177,12 @@ def build_events(traffic: Traffic = Traffic()) -> EventData:
     signed_in = [s for s in sessions if s.visitor.identified]
     web_extra: dict[str, Any] = {"$lib_custom_api_host": "https://e.hedgebox.net"} if t.proxied else {}
 
-    def web(name: str, count: int, among: list[Session] = sessions, **kw: Any) -> None:
-        b.web(name, count, among, test_host_every=t.test_host_every, personless=t.anonymous_personless,
-              **web_extra, **kw)
+    def web(name: str, count: int, among: list[Session] = sessions, version: str | None = None,
+            groups: float = 0.6, props: dict[str, Any] | None = None) -> None:
+        b.web(name, count, among, version=version, groups=groups, test_host_every=t.test_host_every,
+              personless=t.anonymous_personless, extra={**web_extra, **(props or {})})
 
-    web("$autocapture", t.autocapture, **{"$event_type": "click"})
+    web("$autocapture", t.autocapture, props={"$event_type": "click"})
     web("$pageview", 6_150)
     web("$pageleave", 4_900)
     web("$identify", 450, signed_in)
@@ -188,14 +190,14 @@ def build_events(traffic: Traffic = Traffic()) -> EventData:
     web("$rageclick", 42, version=t.legacy_version)
     web("$web_vitals", 600, version=t.legacy_version)
     web("$groupidentify", 90, version=t.legacy_version, groups=1.0)
-    web("$exception", t.exceptions, version=t.legacy_version, **{"$exception_type": "TypeError"})
+    web("$exception", t.exceptions, version=t.legacy_version, props={"$exception_type": "TypeError"})
     web("folder shared", 180, version=t.legacy_version)
     for key, count in (("new-file-browser", 1_200), ("bulk-upload", 200)):
         web("$feature_flag_called", count, version=t.legacy_version,
-            **{"$feature_flag": key, "$feature_flag_response": True})
-    web("survey shown", 150, version=t.legacy_version, **{"$survey_id": SURVEY_NPS})
-    web("survey sent", t.survey_sent, version=t.legacy_version, **{"$survey_id": SURVEY_NPS, "$survey_response": 9})
-    web("survey dismissed", 79, version=t.legacy_version, **{"$survey_id": SURVEY_NPS})
+            props={"$feature_flag": key, "$feature_flag_response": True})
+    web("survey shown", 150, version=t.legacy_version, props={"$survey_id": SURVEY_NPS})
+    web("survey sent", t.survey_sent, version=t.legacy_version, props={"$survey_id": SURVEY_NPS, "$survey_response": 9})
+    web("survey dismissed", 79, version=t.legacy_version, props={"$survey_id": SURVEY_NPS})
     users = [p.distinct_id for p in people if p.identified]
     b.server("signed up", 31, users)
     b.server("file uploaded", 2_200 - t.illegal_ids, users, custom_share=0.98)
@@ -205,8 +207,8 @@ def build_events(traffic: Traffic = Traffic()) -> EventData:
     # Server-side flag checks; some with throwaway request ids seen nowhere else.
     flag = {"$feature_flag": "storage-quota-v2", "$feature_flag_response": True,
             "locally_evaluated": t.local_evaluation}
-    b.server("$feature_flag_called", 838, users, custom_share=0, **flag)
-    b.server("$feature_flag_called", 62, [f"req-{i:04x}" for i in range(21)], custom_share=0, **flag)
+    b.server("$feature_flag_called", 838, users, custom_share=0, extra=flag)
+    b.server("$feature_flag_called", 62, [f"req-{i:04x}" for i in range(21)], custom_share=0, extra=flag)
     # Events from before the window, which no 30-day figure may count.
     web("$pageview", 300, [Session("0191old0000000000", people[0], 40 * DAY, OLD_WEB)])
     return EventData(tuple(b.events), tuple(demo_replay(b.rng, short_share=t.short_replay_share)))

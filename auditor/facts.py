@@ -142,7 +142,9 @@ class _Once:
     """Runs fetch on first use; concurrent callers wait for that one result (or its exception)."""
 
     def __init__(self, fetch: Callable[[], Any]):
-        self._fetch, self._lock, self._done, self._value, self._error = fetch, threading.Lock(), False, None, None
+        self._fetch, self._lock, self._done = fetch, threading.Lock(), False
+        self._value: Any = None
+        self._error: Exception | None = None
 
     def get(self) -> Any:
         with self._lock:
@@ -282,7 +284,7 @@ def expect(value: Any, path: str, shape: type, fields: Fields | None = None, *, 
     if not isinstance(value, shape):
         raise unexpected(path, f"expected {'a list of objects' if shape is list else 'an object'}, "
                          f"got {kind_of(value)}")
-    items = value if shape is list else [value]
+    items: list[Any] = list(value) if isinstance(value, list) else [value]
     if nonempty and not items:
         raise unexpected(path, "an empty list, where there is always at least one item")
     for i, item in enumerate(items):
@@ -428,14 +430,17 @@ def _replay(ctx: GatherContext) -> Any:
 def _flags(ctx: GatherContext) -> Any:
     # Listing flags with a personal key counts toward the customer's local-evaluation requests: once only.
     # `key` and `active` decide every flag check (posthog/api/feature_flag.py FeatureFlagSerializer).
-    return expect(ctx.client.project_list(ctx.project_id, "feature_flags/", {"limit": PAGE}),
-                  f"/api/projects/{ctx.project_id}/feature_flags/", list, {**ANY_ID, "key": str, "active": bool})
+    flags: list[Any] = expect(ctx.client.project_list(ctx.project_id, "feature_flags/", {"limit": PAGE}),
+                              f"/api/projects/{ctx.project_id}/feature_flags/", list,
+                              {**ANY_ID, "key": str, "active": bool})
+    return flags
 
 
 def _sources(ctx: GatherContext) -> list[Any]:
-    return ctx.shared("warehouse_sources", lambda: expect(ctx.client.project_list(
+    sources: list[Any] = ctx.shared("warehouse_sources", lambda: expect(ctx.client.project_list(
         ctx.project_id, "external_data_sources/", {"limit": PAGE}),
         f"/api/projects/{ctx.project_id}/external_data_sources/", list, {**ANY_ID, "schemas": (list, NONE)}))
+    return sources
 
 
 @gatherer("warehouse_sources", "external_data_source:read", "data warehouse sources with their schemas")
@@ -461,7 +466,8 @@ def _warehouse_schemas(ctx: GatherContext) -> Any:
     def detail(source: dict[str, Any]) -> list[Any]:
         suffix = f"external_data_sources/{source['id']}/"
         body = expect(ctx.client.project_get(ctx.project_id, suffix), suffix, dict, {"schemas": list})
-        return expect(body["schemas"], suffix, list, {"id": str})
+        schemas: list[Any] = expect(body["schemas"], suffix, list, {"id": str})
+        return schemas
 
     return [schema for schemas in ctx.client.map(detail, sources) for schema in schemas]
 
@@ -524,7 +530,8 @@ def read_key_scopes(client: PostHogClient) -> frozenset[str] | None:
 
 def fetch_project(client: PostHogClient, project_id: str) -> dict[str, Any]:
     path = f"/api/projects/{project_id}/"
-    return expect(client.project_get(project_id, ""), path, dict, PROJECT_FIELDS)
+    project: dict[str, Any] = expect(client.project_get(project_id, ""), path, dict, PROJECT_FIELDS)
+    return project
 
 
 def gather(

@@ -18,14 +18,15 @@ import polars as pl
 
 from auditor.text import warn
 
-RUNS = {"run_id": pl.Utf8, "account": pl.Utf8, "organization_id": pl.Utf8, "project_ids": pl.Utf8,
+Schema = dict[str, pl.DataType | type[pl.DataType]]
+RUNS: Schema = {"run_id": pl.Utf8, "account": pl.Utf8, "organization_id": pl.Utf8, "project_ids": pl.Utf8,
         "started_at": pl.Datetime("us", "UTC"), "mode": pl.Utf8, "readiness": pl.Float64, "ready": pl.Boolean,
         "band": pl.Utf8}
-CATEGORIES = {"run_id": pl.Utf8, "account": pl.Utf8, "started_at": pl.Datetime("us", "UTC"), "category": pl.Utf8,
-              "score": pl.Float64, "in_scope": pl.Boolean}
-CHECKS = {"run_id": pl.Utf8, "account": pl.Utf8, "started_at": pl.Datetime("us", "UTC"), "project_id": pl.Utf8,
+CATEGORIES: Schema = {"run_id": pl.Utf8, "account": pl.Utf8, "started_at": pl.Datetime("us", "UTC"),
+                      "category": pl.Utf8, "score": pl.Float64, "in_scope": pl.Boolean}
+CHECKS: Schema = {"run_id": pl.Utf8, "account": pl.Utf8, "started_at": pl.Datetime("us", "UTC"), "project_id": pl.Utf8,
           "check_id": pl.Utf8, "category": pl.Utf8, "severity": pl.Utf8, "status": pl.Utf8}
-TABLES = {"runs": RUNS, "categories": CATEGORIES, "checks": CHECKS}
+TABLES: dict[str, Schema] = {"runs": RUNS, "categories": CATEGORIES, "checks": CHECKS}
 CATEGORY_DROP = 10.0  # points: a category falling this much is a regression
 WORSE = {"pass": 0, "info": 0, "skip": 0, "manual": 1, "warn": 1, "error": 2, "fail": 2}
 
@@ -81,7 +82,7 @@ _UNREADABLE_LOCK = threading.Lock()
 def load(history_dir: Path, table: str) -> pl.DataFrame:
     """Every readable run of one table. A damaged file (a crash mid-copy, a disk error) is skipped with one
     warning naming it: history informs an audit, it never stops one."""
-    schema = {**TABLES[table], "date": pl.Date}
+    schema: Schema = {**TABLES[table], "date": pl.Date}
     with _UNREADABLE_LOCK:
         files = sorted(f for f in (history_dir / table).glob("date=*/*.parquet") if f not in _UNREADABLE)
     if not files:
@@ -175,7 +176,8 @@ def accounts(history_dir: Path) -> list[str]:
     return sorted(set(runs["account"].to_list()))
 
 
-def score_trend(history_dir: Path, run: dict[str, Any], account: str | None = None, limit: int = 12) -> list[dict]:
+def score_trend(history_dir: Path, run: dict[str, Any], account: str | None = None,
+                limit: int = 12) -> list[dict[str, Any]]:
     """Readiness over the account's recorded runs, the given run last (for the report's trend chart)."""
     account = account or account_key(run)
     runs = load(history_dir, "runs").filter(

@@ -6,7 +6,10 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the facts module imports the API client: only its type is needed here
+    from auditor.facts import Facts
 
 SCHEMA_VERSION = 1
 EVIDENCE_ROW_CAP = 50
@@ -71,7 +74,9 @@ class Finding:
         return {"metrics": dict(self.metrics), "table": self.table.to_dict() if self.table else None}
 
 
-CheckFn = Callable[[Any, Mapping[str, Any]], Finding]
+Thresholds = dict[str, Any]
+# A check: a pure function of the facts it declares and its thresholds (defaults, overridden by auditor.toml).
+CheckFn = Callable[["Facts", Thresholds], Finding]
 
 
 @dataclass(frozen=True)
@@ -105,7 +110,7 @@ class Product:
     always_in_scope: bool = False  # judged whatever the customer pays for
     billing_type: str | None = None  # the `type` of its product in GET /api/billing/
     vitally_label: str | None = None  # the Vitally trait "Paying for <label>"
-    used: Callable[[Any], bool | None] | None = None  # used in the last 30 days? (facts -> yes, no, or unknown)
+    used: Callable[[Facts], bool | None] | None = None  # used in the last 30 days? (yes, no, or None: unknown)
     used_facts: tuple[str, ...] = ()  # the facts `used` reads
     preconditions: bool = False  # every check here is a handover precondition: any not passing blocks it
     handover_only: bool = False  # not part of a periodic health check

@@ -416,7 +416,9 @@ class PostHogClient:
 
     def project_list(self, project_id: str | int, suffix: str, params: dict[str, Any] | None = None,
                      enough: Callable[[list[Any]], bool] | None = None) -> list[Any]:
-        return self._with_environment_fallback(project_id, suffix, lambda p: self.get_list(p, params, enough))
+        items: list[Any] = self._with_environment_fallback(project_id, suffix,
+                                                           lambda p: self.get_list(p, params, enough))
+        return items
 
     def _with_environment_fallback(self, project_id: str | int, suffix: str, call: Callable[[str], Any]) -> Any:
         """`/api/projects/{id}/` is canonical; some endpoints once lived only under `/api/environments/{id}/`."""

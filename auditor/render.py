@@ -88,7 +88,7 @@ def category_label(category: dict[str, Any]) -> str:
     """A category's name as every output shows it: HTML, Markdown and the Vitally note say the same thing."""
     if category["id"] == "handover" and not category.get("weight"):
         return f"{category['title']} (gate only)"  # scored like the others, but counted only by the gate
-    return category["title"]
+    return str(category["title"])
 
 
 def category_score_text(category: dict[str, Any]) -> str:
@@ -140,7 +140,7 @@ def ordered_findings(run: dict[str, Any]) -> list[tuple[str, str, list[dict[str,
     health = run.get("mode") == "health"
 
     def scoped(r: dict[str, Any]) -> bool:
-        return in_scope.get(r["category"], True)  # plugin errors have no category row: they count
+        return bool(in_scope.get(r["category"], True))  # plugin errors have no category row: they count
 
     def blocks(r: dict[str, Any]) -> bool:
         if not scoped(r):

@@ -74,20 +74,22 @@ def decide_scope(catalogue: Catalogue, billing_paid: list[str] | None, flag_paid
                  billing_error: str | None = None) -> Scope:
     """Paid products, in order of trust: billing, Vitally's `Paying for …` traits, then --paying-for; with no
     source, every product in use. billing_error: why billing, which the key may read, could not be read."""
-    known = {"always": catalogue.always_in_scope, "used": used,
-             "products": {p: catalogue.title(p) for p in catalogue.payable}}
+    def scope(paid: list[str], source: str, note: str = "") -> Scope:
+        return Scope(paid, source, note, always=catalogue.always_in_scope, used=used,
+                     products={p: catalogue.title(p) for p in catalogue.payable})
+
     if billing_paid is not None:
-        return Scope(catalogue.sort(billing_paid), "billing", **known)
+        return scope(catalogue.sort(billing_paid), "billing")
     if vitally_paid is not None:
-        return Scope(catalogue.sort(vitally_paid), "vitally", **known)
+        return scope(catalogue.sort(vitally_paid), "vitally")
     if flag_paid is not None:
-        return Scope(catalogue.sort(flag_paid), "flag", **known)
+        return scope(catalogue.sort(flag_paid), "flag")
     in_use = [p for p in catalogue.payable if used.get(p)]
     if billing_error:  # not "no access": PostHog failed to answer, and the report must say so
-        return Scope(in_use, "usage", f"Billing could not be read ({billing_error}), and no Vitally traits or "
-                     "--paying-for: every product with usage is in scope.", **known)
-    return Scope(in_use, "usage", "No billing access, no Vitally traits and no --paying-for: every product with "
-                 "usage is in scope.", **known)
+        return scope(in_use, "usage", f"Billing could not be read ({billing_error}), and no Vitally traits or "
+                     "--paying-for: every product with usage is in scope.")
+    return scope(in_use, "usage", "No billing access, no Vitally traits and no --paying-for: every product with "
+                 "usage is in scope.")
 
 
 def score_category(category: str, title: str, results: list[CheckResult], in_scope: bool,
@@ -146,13 +148,16 @@ def readiness(
 
     # Checks readiness needs to pass (CheckMeta.required, e.g. the Account Plan), run or not.
     by_id = {r.id: r for r in results}
-    required = [(meta, by_id.get(meta.id)) for meta in catalogue.required]
-    for meta, r in required:
-        if r is None and subset is None:
-            reasons.append(f"{meta.failure_title}: {meta.id} was not evaluated.")
-        elif r is not None and r.status != Status.PASS and r not in blockers:
-            reasons.append(f"{meta.failure_title} ({meta.id} is {r.status}): {r.summary}")
-    settled = {r.id for _, r in required if r is not None}
+    settled: set[str] = set()
+    for meta in catalogue.required:
+        found = by_id.get(meta.id)
+        if found is None:
+            if subset is None:
+                reasons.append(f"{meta.failure_title}: {meta.id} was not evaluated.")
+            continue
+        settled.add(found.id)
+        if found.status != Status.PASS and found not in blockers:
+            reasons.append(f"{meta.failure_title} ({meta.id} is {found.status}): {found.summary}")
     # Every precondition (a category the catalogue marks so) must be met: a person's missing answer blocks like
     # a failure.
     for r in results:

@@ -111,7 +111,7 @@ class VitallyClient:
                 return items
             if cursor in seen:
                 raise ApiError("bad_response", f"Vitally's pagination of {path} loops", url=path)
-            seen.add(cursor)
+            seen.add(str(cursor))
             params = {**params, "from": cursor}
         raise ApiError("bad_response", f"Vitally kept returning pages for {path}", url=path)
 
@@ -171,7 +171,8 @@ def _results(body: Any, path: str) -> list[Any]:
         raise _unexpected(path, f"expected a page (an object with `results`), got {kind_of(body)}")
     if not isinstance(body.get("results"), list):
         raise _unexpected(path, f"`results` is {kind_of(body.get('results'))}, not a list")
-    return body["results"]
+    results: list[Any] = body["results"]
+    return results
 
 
 def now_iso() -> str:

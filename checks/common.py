@@ -48,11 +48,14 @@ def frame(fact: dict[str, Any], columns: tuple[str, ...], schema: dict[str, Any]
 
 def cube(facts: Facts) -> pl.DataFrame:
     """The 30-day event aggregate: one row per (event, $lib, $lib_version)."""
-    return facts.memo("cube", lambda: frame(facts.require("cube"), CUBE_COLUMNS, CUBE_SCHEMA))
+    df: pl.DataFrame = facts.memo("cube", lambda: frame(facts.require("cube"), CUBE_COLUMNS, CUBE_SCHEMA))
+    return df
 
 
 def identity(facts: Facts) -> pl.DataFrame:
-    return facts.memo("identity", lambda: frame(facts.require("identity"), IDENTITY_COLUMNS, IDENTITY_SCHEMA))
+    df: pl.DataFrame = facts.memo("identity",
+                                  lambda: frame(facts.require("identity"), IDENTITY_COLUMNS, IDENTITY_SCHEMA))
+    return df
 
 
 def identity_totals(facts: Facts) -> dict[str, int]:

@@ -152,7 +152,8 @@ def full_refresh_large(facts: Facts, t: dict[str, Any]) -> Finding:
     unknown = not_in_full(facts, full, "sync_frequency")  # no frequency: no full record, no incremental field
     if unknown:
         return unknown
-    rows, failing = [], False
+    rows: list[list[Any]] = []
+    failing = False
     for src, sch in full:
         per_sync = rows_per_sync(sch, jobs_by_source.get(str(src.get("id"))) or [])
         if per_sync is None or per_sync <= t["large_rows"]:

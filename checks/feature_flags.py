@@ -83,7 +83,7 @@ def flags_in_use(facts: Facts, t: dict[str, Any]) -> Finding:
     flags = active_flags(facts)
     calls = calls_by_key(facts)
     used = [f for f in flags
-            if calls.get(f.get("key"), 0) > 0 or within(f.get("last_called_at"), facts.as_of, t["days"])]
+            if calls.get(str(f.get("key")), 0) > 0 or within(f.get("last_called_at"), facts.as_of, t["days"])]
     metrics = {"active_flags": len(flags), "flags_called_30d": len(used), "flag_calls_30d": sum(calls.values()),
                **truncation_note(facts, "identity")}
     table = Table.of(["flag", "calls (30 d)", "last called"], sorted(used, key=lambda f: -calls.get(f.get("key"), 0)),
@@ -219,7 +219,7 @@ def stale_rollouts(facts: Facts, t: dict[str, Any]) -> Finding:
 def uncalled_flags(facts: Facts, t: dict[str, Any]) -> Finding:
     flags = active_flags(facts)
     calls = calls_by_key(facts)
-    uncalled = [f for f in flags if not calls.get(f.get("key"))
+    uncalled = [f for f in flags if not calls.get(str(f.get("key")))
                 and not within(f.get("last_called_at"), facts.as_of, t["days"])]
     metrics = {"active_flags": len(flags), "uncalled": len(uncalled), **truncation_note(facts, "identity")}
     if not uncalled:

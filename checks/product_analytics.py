@@ -473,7 +473,7 @@ def behavioural(cohort: dict[str, Any]) -> bool:
     in `cohort_type` (posthog/models/cohort/cohort.py CohortType: static, person_property, behavioral, realtime,
     analytical); older versions lack it, so their filters are read instead."""
     if cohort.get("cohort_type"):
-        return cohort["cohort_type"] == "behavioral"
+        return bool(cohort["cohort_type"] == "behavioral")
     if cohort.get("is_static"):
         return False
     text = str(cohort.get("filters") or "") + str(cohort.get("groups") or "")

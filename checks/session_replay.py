@@ -18,7 +18,8 @@ REPLAY_SCHEMA: dict[str, Any] = {"day": pl.Utf8, "recordings": pl.Int64, "short_
 
 
 def replay(facts: Facts) -> pl.DataFrame:
-    return facts.memo("replay", lambda: frame(facts.require("replay"), REPLAY_COLUMNS, REPLAY_SCHEMA))
+    df: pl.DataFrame = facts.memo("replay", lambda: frame(facts.require("replay"), REPLAY_COLUMNS, REPLAY_SCHEMA))
+    return df
 
 
 def since(facts: Facts, days: int) -> pl.DataFrame:
