@@ -54,14 +54,28 @@ class FactNotAvailable(Exception):
         self.fact = fact
 
 
+class UndeclaredFact(Exception):
+    """A check read a fact it does not declare (in `requires` or `uses`): a bug in the check, never a verdict."""
+
+
 @dataclass
 class Facts:
     values: dict[str, Fact]
     as_of: datetime
     target: dict[str, Any] = field(default_factory=dict)
     _memo: dict[str, Any] = field(default_factory=dict, repr=False)
+    declared: frozenset[str] | None = None  # a check's view: only these may be read (None: everything)
+
+    def only(self, names: Iterable[str]) -> Facts:
+        """What one check may read: the facts it declares, nothing else (the same values and shared memo)."""
+        return Facts(self.values, self.as_of, self.target, self._memo, frozenset(names))
+
+    def _check(self, name: str) -> None:
+        if self.declared is not None and name not in self.declared:
+            raise UndeclaredFact(f"the check read fact '{name}' without declaring it in requires or uses")
 
     def status(self, name: str) -> str:
+        self._check(name)
         fact = self.values.get(name)
         return fact.status if fact else "missing"
 
@@ -69,6 +83,7 @@ class Facts:
         return self.status(name) == "ok"
 
     def require(self, name: str) -> Any:
+        self._check(name)
         fact = self.values.get(name)
         if fact is None or fact.status != "ok":
             raise FactNotAvailable(name, fact)
@@ -78,6 +93,7 @@ class Facts:
         return self.values[name].value if self.ok(name) else default
 
     def reason(self, name: str) -> str:
+        self._check(name)
         fact = self.values.get(name)
         return (fact.error or fact.status) if fact else "not gathered"
 

@@ -28,7 +28,7 @@ def run_check(check: Check, facts: Facts, settings: Settings) -> CheckResult:
         reasons = "; ".join(f"{name}: {facts.reason(name)}" for name in missing)
         return _error(check, f"Could not be judged: {reasons}")
     try:
-        finding = check.fn(facts, settings.thresholds(check))
+        finding = check.fn(facts.only(meta.requires + meta.uses), settings.thresholds(check))
     except FactNotAvailable as exc:
         return _error(check, f"Could not be judged: {exc}")
     except Exception as exc:

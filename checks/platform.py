@@ -39,6 +39,7 @@ OWNER, ADMIN = 15, 8
     severity=Severity.BLOCKER,
     docs_url="https://posthog.com/docs/getting-started/install",
     requires=("cube",),
+    uses=("project",),  # its timezone: HogQL's times are in it
 )
 def events_flowing(facts: Facts, t: dict[str, Any]) -> Finding:
     df = cube(facts)

@@ -282,6 +282,7 @@ def authorized_domains(facts: Facts, t: dict[str, Any]) -> Finding:
     severity=Severity.MINOR,
     docs_url=f"{DOCS}/cutting-costs",
     requires=("replay",),
+    uses=("project",),  # its timezone: HogQL's days are in it
     thresholds={"pass_share": 0.20, "warn_share": 0.50, "days": 30},
 )
 def short_recordings(facts: Facts, t: dict[str, Any]) -> Finding:

@@ -180,3 +180,37 @@ def test_evidence_tables_build_only_the_rows_they_show():
     table = Table.of(["n"], list(range(80_000)), row=lambda n: built.append(n) or [n])
     assert table.total_rows == 80_000 and len(table.rows) == EVIDENCE_ROW_CAP
     assert built == list(range(EVIDENCE_ROW_CAP))  # 50 rows formatted, not 80,000
+
+
+def test_a_check_sees_only_the_facts_it_declares():
+    @check(id="platform.nosy", title="t", failure_title="f", description="d", severity=Severity.MINOR,
+           docs_url="https://posthog.com/docs", requires=("project",))
+    def nosy(facts, t):
+        facts.get("members")  # not declared
+        return Finding(Status.PASS, "fine")
+
+    r = run_check(nosy, build_facts({"project": {}, "members": [{"level": 15}]}), Settings())
+    assert r.status == "error" and "read fact 'members' without declaring it" in r.summary
+
+
+@pytest.mark.parametrize("variant", [None, "healthy", "server_only", "with_sibling"])
+def test_no_builtin_check_reads_a_fact_it_does_not_declare(variant):
+    """Every built-in check over a whole project's facts: a read of an undeclared fact would be an error row."""
+    from datetime import UTC, datetime
+
+    from auditor.audit import gather_facts
+    from auditor.demo import DEMO_HOST, demo_scenario, demo_session
+    from auditor.posthog_api import PostHogClient, RateLimiter
+    from tests import clickhouse
+    from tests.scenarios import VARIANTS
+
+    scenario = demo_scenario(datetime(2026, 11, 1, 12, tzinfo=UTC))
+    if variant:
+        VARIANTS[variant](scenario)
+    scenario.hogql = clickhouse.answer
+    registry = load_registry(plugins=False)
+    checks = list(registry.checks.values())
+    with PostHogClient(DEMO_HOST, "k", session=demo_session(scenario), limiter=RateLimiter()) as client:
+        facts = gather_facts(client, scenario.project_id, checks, registry.catalogue)
+    run = evaluate(facts, registry, checks, Settings())
+    assert not [r["id"] for r in run["results"] if "without declaring" in (r.get("error") or "")]
