@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from auditor.config import read_toml
+from auditor.errors import AuditorError
 from auditor.text import neutralise
 
 ANSWERS = ("yes", "no", "n/a")
@@ -27,7 +28,7 @@ ANSWERS = ("yes", "no", "n/a")
 LINK_ITEMS = frozenset({"account_plan"})
 
 
-class AttestationError(Exception):
+class AttestationError(AuditorError):
     """A bad attestation file: reported as one line, exit code 2."""
 
 

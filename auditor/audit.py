@@ -17,8 +17,9 @@ from auditor.facts import ANY_ID, Fact, Facts, expect, fetch_project, gather, re
 from auditor.model import SCHEMA_VERSION, Check
 from auditor.posthog_api import ApiError, PostHogClient
 from auditor.registry import Registry
+from auditor.result import FactStatus, Result, RunResult, Stats, Target
 from auditor.runner import needed_facts, plugin_failure_result, run_checks
-from auditor.scoring import decide_scope, read_failed, score_run
+from auditor.scoring import combine_categories, combine_readiness, decide_scope, read_failed, score_run
 
 
 def gather_facts(client: PostHogClient, project_id: str, checks: list[Check], catalogue: Catalogue) -> Facts:
@@ -40,11 +41,11 @@ def evaluate(
     settings: Settings,
     *,
     started_at: datetime | None = None,
-    stats: dict[str, Any] | None = None,
+    stats: Stats | None = None,
     attestations: dict[str, Any] | None = None,
     vitally: dict[str, Any] | None = None,
     mode: str = "handover",
-) -> dict[str, Any]:
+) -> RunResult:
     catalogue = registry.catalogue
     started_at = started_at or datetime.now(UTC)
     clock = time.perf_counter()
@@ -65,12 +66,11 @@ def evaluate(
     result_dicts = [r.to_dict() for r in results]
     scope_dict = scope.to_dict()
     finished_at = datetime.now(UTC)
-    run_stats = dict(stats or {})
-    run_stats.setdefault("http_requests", 0)
-    run_stats.setdefault("hogql_queries", 0)
+    run_stats: Stats = {"http_requests": 0, "hogql_queries": 0}
+    run_stats.update(stats or {})
     run_stats["wall_seconds"] = round(run_stats.get("wall_seconds", 0.0) + time.perf_counter() - clock, 3)
-    target = dict(facts.target)
-    return {
+    target = facts_target(facts)
+    run: RunResult = {
         "schema_version": SCHEMA_VERSION,
         "tool_version": __version__,
         "run_id": f"{started_at:%Y%m%dT%H%M%SZ}-{target.get('project_id') or 'project'}-{secrets.token_hex(3)}",
@@ -80,22 +80,32 @@ def evaluate(
         "mode": mode,
         "target": target,
         "scope": scope_dict,
-        "facts": {
-            # window_days for the HogQL facts: a query re-run over a shorter window says so in the report.
-            name: {"status": f.status, "error": f.error,
-                   **({"window_days": f.value["window_days"]}
-                      if f.status == "ok" and isinstance(f.value, dict) and "window_days" in f.value else {})}
-            for name, f in sorted(facts.values.items())
-        },
+        "facts": {name: fact_status(fact) for name, fact in sorted(facts.values.items())},
         "results": result_dicts,
         "categories": [c.to_dict() for c in categories],
         "readiness": readiness.to_dict(),
         "gate": dict(settings.gate),
         "brief": catalogue.brief(facts, result_dicts, scope_dict) if catalogue.brief else {},
         "stats": run_stats,
-        # Only with --check/--category: which checks ran, out of how many (the reports say "no verdict").
-        **({"selection": {"checks": sorted(selected), "of": len(registry.checks)}} if subset else {}),
     }
+    if subset:  # only with --check/--category: which checks ran, out of how many (the reports say "no verdict")
+        run["selection"] = {"checks": sorted(selected), "of": len(registry.checks)}
+    return run
+
+
+def facts_target(facts: Facts) -> Target:
+    t = facts.target
+    target: Target = {"host": t.get("host"), "project_id": t.get("project_id"), "project_name": t.get("project_name"),
+                      "organization_id": t.get("organization_id"), "organization_name": t.get("organization_name")}
+    return target
+
+
+def fact_status(fact: Fact) -> FactStatus:
+    status: FactStatus = {"status": fact.status, "error": fact.error}
+    # A HogQL fact says how many days its query covered: a query re-run over a shorter window says so in the report.
+    if fact.status == "ok" and isinstance(fact.value, dict) and "window_days" in fact.value:
+        status["window_days"] = int(fact.value["window_days"])
+    return status
 
 
 def set_local_facts(facts: Facts, attestations: dict[str, Any] | None, vitally: dict[str, Any] | None) -> None:
@@ -118,7 +128,7 @@ def audit_project(
     save_facts: Callable[[Facts], None] | None = None,
     vitally_lookup: Callable[[Facts], dict[str, Any]] | None = None,
     **evaluate_options: Any,
-) -> dict[str, Any]:
+) -> RunResult:
     started_at = datetime.now(UTC)
     clock = time.perf_counter()
     # One client may audit several projects: count only this project's requests.
@@ -132,7 +142,7 @@ def audit_project(
             facts.values["vitally"] = Fact("error", error=f"Vitally: {exc}")
     if save_facts:
         save_facts(facts)
-    stats = {
+    stats: Stats = {
         "http_requests": client.stats.http_requests - before[0],
         "hogql_queries": client.stats.hogql_queries - before[1],
         "retries": client.stats.retries - before[2],
@@ -144,10 +154,9 @@ def audit_project(
 
 
 FACT_STATUS_ORDER = {"ok": 0, "unavailable": 1, "missing": 2, "error": 3}
-BAND_ORDER = ["Healthy", "Concerning", "Poor", "Unknown"]
 
 
-def combine_account(runs: list[dict[str, Any]], catalogue: Catalogue) -> dict[str, Any]:
+def combine_account(runs: list[RunResult], catalogue: Catalogue) -> RunResult:
     """One verdict for an account of several projects: it is as ready as its weakest project, and a blocker
     failing in any in-scope project blocks. Each project's full result stays under `projects`."""
     if len(runs) == 1:
@@ -156,42 +165,14 @@ def combine_account(runs: list[dict[str, Any]], catalogue: Catalogue) -> dict[st
     readable = [run for run in runs if not run.get("error")] or runs
     first = readable[0]
 
-    def name(run: dict[str, Any]) -> str:
+    def name(run: RunResult) -> str:
         return str(run["target"].get("project_name") or run["target"].get("project_id"))
 
-    results = [{**r, "project_id": run["target"].get("project_id"), "project_name": name(run)}
-               for run in runs for r in run["results"]]
-    categories = []
-    for cat_id in dict.fromkeys(c["id"] for run in runs for c in run["categories"]):
-        per = [(run, c) for run in runs for c in run["categories"] if c["id"] == cat_id]
-        unknown = [(run, c) for run, c in per if c["state"] == "unknown"]
-        scored = [(run, c) for run, c in per if c["state"] == "scored"]
-        worst = min(scored, key=lambda rc: rc[1]["score"]) if scored else None
-        base = dict(per[0][1])
-        base.update(in_scope=any(c["in_scope"] for _, c in per), counts={})
-        if unknown:
-            base.update(score=None, state="unknown", reason="; ".join(f"{name(r)}: {c['reason']}" for r, c in unknown))
-        elif worst:
-            base.update(score=worst[1]["score"], state="scored", reason=f"lowest: {name(worst[0])}")
-        categories.append(base)
-    reasons: list[str] = []
-    for run in sorted(runs, key=lambda r: not r.get("error")):  # a project that could not be read is said first
-        for reason in run["readiness"]["reasons"]:
-            # Said once when every audited project gives it (org-wide); with one, each says whose it is.
-            shared = len(readable) > 1 and all(reason in other["readiness"]["reasons"] for other in readable)
-            text = reason if shared else f"{name(run)}: {reason}"
-            if text not in reasons:
-                reasons.append(text)
-    scores = [run["readiness"]["score"] for run in runs]
-    readiness: dict[str, Any] = {
-        "score": None if any(s is None for s in scores) else min(scores),
-        "ready": all(run["readiness"]["ready"] for run in runs),
-        "reasons": reasons,
-    }
-    bands = [run["readiness"].get("band") for run in runs if run["readiness"].get("band")]
-    if bands:
-        readiness["band"] = max(bands, key=BAND_ORDER.index)
-    facts: dict[str, Any] = {}
+    results: list[Result] = [{**r, "project_id": run["target"].get("project_id"), "project_name": name(run)}
+                             for run in runs for r in run["results"]]
+    categories = combine_categories([(name(run), run["categories"]) for run in runs])
+    readiness = combine_readiness([(name(run), run["readiness"], not run.get("error")) for run in runs])
+    facts: dict[str, FactStatus] = {}
     for run in runs:
         for fact_name, fact in run["facts"].items():
             current = facts.get(fact_name)
@@ -207,7 +188,7 @@ def combine_account(runs: list[dict[str, Any]], catalogue: Catalogue) -> dict[st
     for key in ("products_used", "products_not_used", "paid_but_unused"):
         brief[key] = list(dict.fromkeys(p for run in runs for p in run["brief"].get(key) or []))
     brief["products_not_used"] = [p for p in brief["products_not_used"] if p not in brief["products_used"]]
-    target = {
+    target: Target = {
         "host": first["target"].get("host"),
         "project_id": ",".join(str(run["target"].get("project_id")) for run in runs),
         "project_name": " + ".join(name(run) for run in runs),
@@ -215,10 +196,15 @@ def combine_account(runs: list[dict[str, Any]], catalogue: Catalogue) -> dict[st
         "organization_name": first["target"].get("organization_name"),
         "projects": [{"project_id": run["target"].get("project_id"), "project_name": name(run)} for run in runs],
     }
-    stats = {key: sum(run["stats"].get(key, 0) for run in runs) for key in ("http_requests", "hogql_queries")}
-    stats["wall_seconds"] = round(sum(run["stats"].get("wall_seconds", 0) for run in runs), 3)
-    return {
-        **{k: first[k] for k in ("schema_version", "tool_version", "started_at", "facts_as_of", "mode", "gate")},
+    stats: Stats = {
+        "http_requests": sum(run["stats"].get("http_requests", 0) for run in runs),
+        "hogql_queries": sum(run["stats"].get("hogql_queries", 0) for run in runs),
+        "wall_seconds": round(sum(run["stats"].get("wall_seconds", 0.0) for run in runs), 3),
+    }
+    account: RunResult = {
+        "schema_version": first["schema_version"], "tool_version": first["tool_version"],
+        "started_at": first["started_at"], "facts_as_of": first["facts_as_of"], "mode": first["mode"],
+        "gate": first["gate"],
         "run_id": first["run_id"].replace(f"-{first['target'].get('project_id')}-", "-account-", 1),
         "finished_at": runs[-1]["finished_at"],
         "target": target,
@@ -230,8 +216,10 @@ def combine_account(runs: list[dict[str, Any]], catalogue: Catalogue) -> dict[st
         "brief": brief,
         "stats": stats,
         "projects": runs,
-        **({"selection": first["selection"]} if first.get("selection") else {}),
     }
+    if "selection" in first:
+        account["selection"] = first["selection"]
+    return account
 
 
 def organization_projects(client: PostHogClient, project_id: str | None,
@@ -255,7 +243,7 @@ ACCOUNT_WIDE_ERRORS = frozenset({"auth", "network", "rate_limited"})
 
 
 def unreadable_project(client: PostHogClient, project_id: str, name: str | None, error: ApiError,
-                       registry: Registry, settings: Settings, mode: str = "handover") -> dict[str, Any]:
+                       registry: Registry, settings: Settings, mode: str = "handover") -> RunResult:
     """A project of the account the key cannot read (e.g. 403 for a key scoped to other projects): a section of
     its own that says why, judged nothing, scored unknown, never ready, so the account is not ready either."""
     reason = f"Project {project_id} could not be audited: {error}"
@@ -263,8 +251,9 @@ def unreadable_project(client: PostHogClient, project_id: str, name: str | None,
               "organization_name": None}
     facts = Facts(values={"project": Fact("error", error=str(error))}, as_of=datetime.now(UTC), target=target)
     run = evaluate(facts, registry, [], settings, mode=mode)  # a RunResult every renderer reads
-    run["readiness"] = {"score": None, "ready": False, "reasons": [reason],
-                        **({"band": "Unknown"} if mode == "health" else {})}
+    run["readiness"] = {"score": None, "ready": False, "reasons": [reason]}
+    if mode == "health":
+        run["readiness"]["band"] = "Unknown"
     run["error"] = reason
     return run
 
@@ -280,7 +269,7 @@ def audit_target(
     organization: str | None = None,
     save_facts: Callable[[Facts], None] | None = None,
     **options: Any,
-) -> dict[str, Any]:
+) -> RunResult:
     """Audit one account (one or more projects) through an open client. ApiError propagates; the error's
     `url`/message names the project that failed.
 

@@ -25,23 +25,23 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from auditor import history, telemetry
+from auditor import telemetry
+from auditor.account import Account, Delivered, Outputs, WritesStopped, audit_account
 from auditor.attestations import AttestationError, load_attestations
-from auditor.audit import audit_target
 from auditor.catalogue import Catalogue
 from auditor.config import ConfigError, Settings, parse_products, read_toml
 from auditor.model import Check
-from auditor.posthog_api import ApiError, PostHogClient, normalise_host
+from auditor.posthog_api import ApiError, normalise_host
 from auditor.registry import Registry, builtin_registry
-from auditor.render import FORMATS, environment, write_atomic, write_reports
-from auditor.vitally import read_account
+from auditor.render import FORMATS, environment, write_atomic
+from auditor.result import RunResult
 from auditor.vitally_api import VitallyClient, base_url
 
 
@@ -157,20 +157,20 @@ class BatchContext:
     vitally_factory: Callable[[], VitallyClient | None] = lambda: None
     session_factory: Callable[[AccountSpec], Any] = lambda spec: None  # tests and the demo serve accounts in-process
     telemetry: telemetry.Telemetry | None = None  # one per batch: a host that fails is warned about once
+    push_vitally: bool = False  # write each audited account's traits and note back to its Vitally account
     # Ctrl-C: `interrupt_requested` is all a signal handler sets (a plain flag takes no lock); the batch's main
     # thread then calls `freeze()`, which sets `stop`: no account starts, and no write starts, after it.
     interrupt_requested: bool = False
     stop: threading.Event = field(default_factory=threading.Event)
-    _history_lock: threading.Lock = field(default_factory=threading.Lock)
     _writes: threading.Condition = field(default_factory=threading.Condition)
     _writing: int = 0
-    _committed: dict[str, dict[str, Any]] = field(default_factory=dict)  # slug -> run, written in full
+    _committed: dict[str, RunResult] = field(default_factory=dict)  # account name -> run, written in full
 
     def __post_init__(self) -> None:
         if self.telemetry is None:
             self.telemetry = telemetry.Telemetry(self.settings.telemetry)
 
-    def begin_writes(self) -> bool:
+    def begin(self) -> bool:
         """May this account write its reports and history? Not once the batch is stopping."""
         with self._writes:
             if self.stop.is_set():
@@ -178,12 +178,15 @@ class BatchContext:
             self._writing += 1
             return True
 
-    def end_writes(self, spec: AccountSpec, run: dict[str, Any] | None) -> None:
+    def end(self, run: RunResult | None) -> None:
         with self._writes:
             if run is not None:
-                self._committed[spec.slug] = run
+                self._committed[str(run.get("account"))] = run
             self._writing -= 1
             self._writes.notify_all()
+
+    def stopping(self) -> bool:
+        return self.stop.is_set()
 
     def freeze(self) -> None:
         """Stop the batch: from now on nothing starts and nothing is written; returns once the writes already
@@ -202,7 +205,7 @@ class Interrupted(Exception):
 class Outcome:
     spec: AccountSpec
     status: str  # audited | resumed | failed | interrupted
-    run: dict[str, Any] | None = None
+    run: Mapping[str, Any] | None = None
     error: str | None = None
     seconds: float = 0.0
 
@@ -240,54 +243,37 @@ def audit_one(ctx: BatchContext, spec: AccountSpec) -> Outcome:
         if previous is not None:
             return Outcome(spec, "resumed", previous)
     try:
-        run = _audit(ctx, spec)
+        delivered = _audit(ctx, spec)
     except Interrupted:
         return Outcome(spec, "interrupted", error=INTERRUPTED, seconds=time.perf_counter() - clock)
     except (ApiError, AttestationError, ConfigError, ValueError, OSError) as exc:
         if ctx.stop.is_set():  # whatever failed once the batch was stopping, it was the stop that ended it
             return Outcome(spec, "interrupted", error=INTERRUPTED, seconds=time.perf_counter() - clock)
         return Outcome(spec, "failed", error=str(exc), seconds=time.perf_counter() - clock)
-    return Outcome(spec, "audited", run, seconds=time.perf_counter() - clock)
+    failure = delivered.vitally_failure  # audited and written; only the write-back to Vitally failed
+    return Outcome(spec, "audited", delivered.run, error=f"Vitally: {failure}" if failure else None,
+                   seconds=time.perf_counter() - clock)
 
 
-def _audit(ctx: BatchContext, spec: AccountSpec) -> dict[str, Any]:
+def _audit(ctx: BatchContext, spec: AccountSpec) -> Delivered:
+    """One account of the book, through the same pipeline as `audit`."""
     key = os.environ.get(spec.api_key_env)
     if not key:
         raise ConfigError(f"no API key: {spec.api_key_env} is not set")
-    options: dict[str, Any] = {"mode": ctx.mode}
-    if spec.attestations:
-        options["attestations"] = load_attestations(spec.attestations, ctx.registry.catalogue.attestation_items)
+    attestations = load_attestations(spec.attestations, ctx.registry.catalogue.attestation_items) \
+        if spec.attestations else None
+    account = Account(host=spec.host, api_key=key, projects=spec.projects, all_projects=spec.all_projects,
+                      organization=spec.organization, name=spec.name, paying_for=spec.paying_for,
+                      attestations=attestations, vitally_account=spec.vitally_account,
+                      session=ctx.session_factory(spec))
     vitally = ctx.vitally_factory() if spec.vitally_account else None
-    if vitally is not None:
-        account = spec.vitally_account or ""
-        options["vitally_lookup"] = lambda facts: read_account(
-            vitally, facts.target.get("organization_id") if account == "org" else account, ctx.settings.vitally,
-            ctx.registry.catalogue)
-    settings = ctx.settings
-    if spec.paying_for is not None:
-        settings = replace(settings, paying_for=spec.paying_for)
-    # Every client on the same key shares one rate limiter (RateLimiter.for_key), whatever the parallelism.
-    with PostHogClient(spec.host, key, session=ctx.session_factory(spec), **settings.client_options(key)) as client:
-        run = audit_target(client, spec.projects, ctx.registry, ctx.checks, settings, all_projects=spec.all_projects,
-                           organization=spec.organization, **options)
-    run["account"] = spec.name
-    # Everything this account writes happens between begin_writes and end_writes: all of it, or (stopped
-    # first) none of it, and never after the portfolio of an interrupted batch.
-    if not ctx.begin_writes():
-        raise Interrupted
-    written = None
+    outputs = Outputs(mode=ctx.mode, out_dir=ctx.out_dir / spec.slug, formats=ctx.formats,
+                      history_dir=ctx.history_dir, telemetry=ctx.telemetry, vitally=vitally,
+                      push_vitally=ctx.push_vitally and vitally is not None, gate=ctx)
     try:
-        if ctx.history_dir is not None:
-            with ctx._history_lock:  # one writer at a time: the previous run must be read before this one lands
-                history.compare(ctx.history_dir, run, spec.name)
-                history.record_run(ctx.history_dir, run, spec.name)
-        write_reports(run, ctx.out_dir / spec.slug, ctx.formats)
-        written = run
-    finally:
-        ctx.end_writes(spec, written)
-    if ctx.telemetry is not None and not ctx.stop.is_set():
-        ctx.telemetry.send(run, spec.name)
-    return run
+        return audit_account(account, ctx.registry, ctx.checks, ctx.settings, outputs)
+    except WritesStopped:
+        raise Interrupted from None
 
 
 def run_batch(ctx: BatchContext, specs: list[AccountSpec], parallel: int,
@@ -324,7 +310,7 @@ def _settle(ctx: BatchContext, specs: list[AccountSpec], futures: dict[Future[Ou
         if spec.slug not in known and future.done() and not future.cancelled() and future.exception() is None:
             known[spec.slug] = future.result()
     for spec in specs:  # written in full, its future not yet returned: finished all the same
-        run = ctx._committed.get(spec.slug)
+        run = ctx._committed.get(spec.name)
         if run is not None and (spec.slug not in known or known[spec.slug].status == "interrupted"):
             known[spec.slug] = Outcome(spec, "audited", run)
     finished = [o for o in known.values() if o.status != "interrupted"]
@@ -368,7 +354,7 @@ def portfolio_rows(outcomes: list[Outcome]) -> list[dict[str, Any]]:
     return rows
 
 
-def verdict(run: dict[str, Any]) -> str:
+def verdict(run: Mapping[str, Any]) -> str:
     readiness = run["readiness"]
     if run.get("mode") == "health":
         return readiness.get("band") or "Unknown"

@@ -3,14 +3,15 @@ through the catalogue the checks package declares (checks/catalog.py) and plugin
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from auditor.model import CheckMeta, Product
 
-Brief = Callable[[Any, list[dict[str, Any]], dict[str, Any]], dict[str, Any]]
-Recommend = Callable[[list[dict[str, Any]], dict[str, Any]], list[dict[str, Any]]]
+# The checks package's report hooks: the new owner's brief, and the top recommendations (read-only views).
+Brief = Callable[[Any, Sequence[Mapping[str, Any]], Mapping[str, Any]], dict[str, Any]]
+Recommend = Callable[[Sequence[Mapping[str, Any]], Mapping[str, Any]], list[dict[str, Any]]]
 
 
 @dataclass

@@ -25,11 +25,12 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from auditor.catalogue import Catalogue
+from auditor.errors import AuditorError
 from auditor.model import Check
 from auditor.posthog_api import DEFAULT_LIMITS
 from auditor.telemetry import TelemetrySettings
@@ -49,8 +50,10 @@ MAX_LIMIT = 1_000_000
 MAX_WINDOW_SECONDS = 86_400
 
 
-class ConfigError(Exception):
+class ConfigError(AuditorError):
     """A bad setting: reported as one line, exit code 2."""
+
+    label = "config error"
 
 
 def read_toml(path: str | Path, what: str, error: type[Exception] = ConfigError) -> dict[str, Any]:
@@ -81,18 +84,17 @@ class Settings:
     telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
     source: str = "defaults"
 
+    def with_overrides(self, **flags: Any) -> Settings:
+        """These settings with the command line's flags over them (a flag left out, None, changes nothing)."""
+        return replace(self, **{name: value for name, value in flags.items() if value is not None})
+
     def thresholds(self, check: Check) -> dict[str, Any]:
         return {**check.meta.thresholds, **self.check_overrides.get(check.id, {})}
 
-    def client_options(self, api_key: str) -> dict[str, Any]:
-        """PostHogClient keyword arguments from these settings; the limiter is shared by every client on the key."""
-        from auditor.posthog_api import RateLimiter
-        from auditor.waits import announce_waits
-
-        # A long wait on the key's budget (the hourly HogQL limit) says what it waits for and how long.
-        limiter = announce_waits(RateLimiter.for_key(api_key, self.rate_limits))
+    def client_options(self) -> dict[str, Any]:
+        """PostHogClient keyword arguments from these settings (the client shares its key's limiter)."""
         return {"concurrency": self.concurrency, "read_timeout": self.read_timeout, "max_retries": self.max_retries,
-                "limiter": limiter}
+                "rate_limits": self.rate_limits}
 
     def api_key(self) -> str | None:
         return os.environ.get(self.api_key_env) or None

@@ -10,12 +10,14 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
+from collections.abc import Mapping
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+from auditor.result import RunResult
 from auditor.text import warn
 
 Schema = dict[str, pl.DataType | type[pl.DataType]]
@@ -31,13 +33,13 @@ CATEGORY_DROP = 10.0  # points: a category falling this much is a regression
 WORSE = {"pass": 0, "info": 0, "skip": 0, "manual": 1, "warn": 1, "error": 2, "fail": 2}
 
 
-def account_key(run: dict[str, Any]) -> str:
+def account_key(run: Mapping[str, Any]) -> str:
     """Runs of the same account compare with each other: the organization and its projects."""
     target = run["target"]
     return f"{target.get('organization_id') or 'org?'}:{target.get('project_id')}"
 
 
-def frames(run: dict[str, Any], account: str) -> dict[str, pl.DataFrame]:
+def frames(run: Mapping[str, Any], account: str) -> dict[str, pl.DataFrame]:
     started = datetime.fromisoformat(run["started_at"])
     base = {"run_id": run["run_id"], "account": account, "started_at": started}
     readiness = run["readiness"]
@@ -53,7 +55,7 @@ def frames(run: dict[str, Any], account: str) -> dict[str, pl.DataFrame]:
     return {name: pl.DataFrame(rows[name], schema=schema, orient="row") for name, schema in TABLES.items()}
 
 
-def record(history_dir: Path, run: dict[str, Any], account: str | None = None) -> list[Path]:
+def record(history_dir: Path, run: Mapping[str, Any], account: str | None = None) -> list[Path]:
     """Append one run (atomically per file)."""
     account = account or account_key(run)
     day = run["started_at"][:10]
@@ -123,7 +125,7 @@ def previous_run(history_dir: Path, account: str, before: str) -> str | None:
     return earlier["run_id"][-1] if earlier.height else None
 
 
-def changes(history_dir: Path, run: dict[str, Any], account: str | None = None) -> dict[str, Any] | None:
+def changes(history_dir: Path, run: Mapping[str, Any], account: str | None = None) -> dict[str, Any] | None:
     """What changed since the previous audit of the same account (None when there is none)."""
     account = account or account_key(run)
     previous = previous_run(history_dir, account, run["started_at"])
@@ -176,7 +178,7 @@ def accounts(history_dir: Path) -> list[str]:
     return sorted(set(runs["account"].to_list()))
 
 
-def score_trend(history_dir: Path, run: dict[str, Any], account: str | None = None,
+def score_trend(history_dir: Path, run: Mapping[str, Any], account: str | None = None,
                 limit: int = 12) -> list[dict[str, Any]]:
     """Readiness over the account's recorded runs, the given run last (for the report's trend chart)."""
     account = account or account_key(run)
@@ -188,7 +190,7 @@ def score_trend(history_dir: Path, run: dict[str, Any], account: str | None = No
     return [*points, {"date": run["started_at"][:10], "score": run["readiness"]["score"]}]
 
 
-def compare(history_dir: Path, run: dict[str, Any], account: str | None = None) -> None:
+def compare(history_dir: Path, run: RunResult, account: str | None = None) -> None:
     """Set the run's `changes` and `trend` from the history. History informs an audit and never stops one: if
     it cannot be read at all, say so in one line and go on without the comparison."""
     try:
@@ -198,7 +200,7 @@ def compare(history_dir: Path, run: dict[str, Any], account: str | None = None) 
         warn(f"could not compare with the history in {history_dir} ({type(exc).__name__}: {exc})")
 
 
-def record_run(history_dir: Path, run: dict[str, Any], account: str | None = None) -> None:
+def record_run(history_dir: Path, run: Mapping[str, Any], account: str | None = None) -> None:
     """Record the run; if that fails (a full disk, a read-only folder), warn and keep the audit's reports."""
     try:
         record(history_dir, run, account)

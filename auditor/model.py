@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the facts module imports the API client: only its type is needed here
     from auditor.facts import Facts
+    from auditor.result import Evidence, Result
 
 SCHEMA_VERSION = 1
 EVIDENCE_ROW_CAP = 50
@@ -70,7 +71,7 @@ class Finding:
     # Some checks matter more when the customer pays for the feature (e.g. group analytics).
     severity: Severity | None = None
 
-    def evidence(self) -> dict[str, Any]:
+    def evidence(self) -> Evidence:
         return {"metrics": dict(self.metrics), "table": self.table.to_dict() if self.table else None}
 
 
@@ -177,7 +178,7 @@ class CheckResult:
     status: Status
     title: str
     summary: str
-    evidence: dict[str, Any]
+    evidence: Evidence
     remediation: str
     docs_url: str
     error: str | None = None
@@ -194,7 +195,7 @@ class CheckResult:
             return 0
         return SEVERITY_WEIGHT[self.severity]
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> Result:
         return {
             "id": self.id,
             "category": self.category,

@@ -166,6 +166,9 @@ class RateLimiter:
         self._events: dict[str, deque[float]] = {k: deque() for k in self.limits}
         self._lock = threading.Lock()
         self.waited_seconds = 0.0
+        # Told of each wait before it starts: the throttle that makes it (the one whose window frees up last)
+        # and its length. auditor/waits.py uses it to say what a long wait is for.
+        self.on_wait: Callable[[str, float], None] | None = None
 
     @classmethod
     def for_key(cls, api_key: str, limits: dict[str, tuple[int, float]] | None = None) -> RateLimiter:
@@ -183,12 +186,14 @@ class RateLimiter:
         while kinds:
             with self._lock:
                 now = self._clock()
-                wait = max(self._wait(kind, now) for kind in kinds)
+                wait, binding = max((self._wait(kind, now), kind) for kind in kinds)
                 if wait <= 0:
                     for kind in kinds:
                         self._events[kind].append(now)
                     return
             self.waited_seconds += wait
+            if self.on_wait is not None:
+                self.on_wait(binding, wait)
             self._sleep(wait)
 
     def _wait(self, kind: str, now: float) -> float:
@@ -272,6 +277,7 @@ class PostHogClient:
         max_retry_wait: float = 60.0,
         query_poll_timeout: float = 180.0,
         limiter: RateLimiter | None = None,
+        rate_limits: dict[str, tuple[int, float]] | None = None,  # the key's shared limiter's throttles
         session: requests.Session | None = None,
         sleep: Callable[[float], None] | None = None,
     ):
@@ -284,7 +290,7 @@ class PostHogClient:
         self.backoff_base = backoff_base
         self.max_retry_wait = max_retry_wait
         self.query_poll_timeout = query_poll_timeout
-        self.limiter = limiter or RateLimiter.for_key(api_key)
+        self.limiter = limiter or RateLimiter.for_key(api_key, rate_limits)
         self.stats = ClientStats()
         self._serial = next(_client_serial)
         self._key_digest = hashlib.sha256(api_key.encode()).hexdigest()

@@ -6,6 +6,7 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +117,7 @@ def check_run_result(run: Any) -> dict[str, Any]:
     return run
 
 
-def grouped_results(run: dict[str, Any]) -> list[tuple[str, str, list[dict[str, Any]]]]:
+def grouped_results(run: Mapping[str, Any]) -> list[tuple[str, str, list[dict[str, Any]]]]:
     groups = []
     for status, title in STATUS_GROUPS:
         items = [r for r in run["results"] if r["status"] == status]
@@ -131,7 +132,7 @@ STATUS_RANK = {"fail": 0, "error": 1, "warn": 2, "manual": 3}
 ACTION_SECTIONS = ("blocking", "to_fix", "manual", "out_of_scope")
 
 
-def ordered_findings(run: dict[str, Any]) -> list[tuple[str, str, list[dict[str, Any]]]]:
+def ordered_findings(run: Mapping[str, Any]) -> list[tuple[str, str, list[dict[str, Any]]]]:
     """The findings in the order a reader acts on them: what blocks the handover first (in-scope blockers and
     the handover preconditions not met, by severity then status), then the other in-scope findings to fix, then
     what needs a person, then findings in products the customer does not pay for (shown, not counted), then
@@ -177,17 +178,17 @@ def ordered_findings(run: dict[str, Any]) -> list[tuple[str, str, list[dict[str,
     return [section for section in sections if section[2]]
 
 
-def render_html(run: dict[str, Any]) -> str:
+def render_html(run: Mapping[str, Any]) -> str:
     run = check_run_result(run)
     return environment().get_template("report.html.j2").render(run=run)
 
 
-def render_markdown(run: dict[str, Any]) -> str:
+def render_markdown(run: Mapping[str, Any]) -> str:
     run = check_run_result(run)
     return environment(markdown=True).get_template("report.md.j2").render(run=run)
 
 
-def render_json(run: dict[str, Any]) -> str:
+def render_json(run: Mapping[str, Any]) -> str:
     return json.dumps(check_run_result(run), indent=2, sort_keys=False, default=str) + "\n"
 
 
@@ -208,7 +209,7 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
-def write_reports(run: dict[str, Any], out_dir: Path, formats: list[str]) -> list[Path]:
+def write_reports(run: Mapping[str, Any], out_dir: Path, formats: list[str]) -> list[Path]:
     # Render everything first so a template error leaves the previous reports untouched.
     rendered = {fmt: RENDERERS[fmt](run) for fmt in formats}
     paths = []

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from auditor.catalogue import Catalogue
 from auditor.model import CheckResult, Severity, Status
+from auditor.result import Category, ReadinessResult, ScopeResult
 
 
 @dataclass
@@ -21,7 +22,7 @@ class Scope:
     def in_scope(self, category: str) -> bool:
         return category in self.always or category in self.paid_products
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> ScopeResult:
         return {"paid_products": self.paid_products, "source": self.source, "note": self.note,
                 "used": self.used, "products": self.products}
 
@@ -37,7 +38,7 @@ class CategoryScore:
     reason: str = ""
     counts: dict[str, int] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> Category:
         return {
             "id": self.id, "title": self.title, "in_scope": self.in_scope, "weight": self.weight,
             "score": self.score, "state": self.state, "reason": self.reason, "counts": self.counts,
@@ -45,6 +46,7 @@ class CategoryScore:
 
 
 HEALTH_BANDS = (("Healthy", 80.0), ("Concerning", 50.0), ("Poor", 0.0))
+BAND_ORDER = ("Healthy", "Concerning", "Poor", "Unknown")  # best to worst
 
 
 @dataclass
@@ -54,8 +56,8 @@ class Readiness:
     reasons: list[str]
     band: str | None = None  # health mode only: Healthy, Concerning, Poor or Unknown
 
-    def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"score": self.score, "ready": self.ready, "reasons": self.reasons}
+    def to_dict(self) -> ReadinessResult:
+        data: ReadinessResult = {"score": self.score, "ready": self.ready, "reasons": self.reasons}
         if self.band:
             data["band"] = self.band
         return data
@@ -214,3 +216,49 @@ def health(
     score = assessed.score
     band = "Unknown" if score is None else next(name for name, floor in HEALTH_BANDS if score >= floor)
     return Readiness(score=score, ready=band == "Healthy" and not reasons, reasons=reasons, band=band)
+
+
+# ---- an account of several projects ---------------------------------------------------------------------------
+
+def combine_categories(projects: Sequence[tuple[str, list[Category]]]) -> list[Category]:
+    """Each category of an account across its projects (name, categories): unknown if any project's is, else
+    its lowest score, naming that project."""
+    combined: list[Category] = []
+    for cat_id in dict.fromkeys(c["id"] for _, categories in projects for c in categories):
+        per = [(project, c) for project, categories in projects for c in categories if c["id"] == cat_id]
+        unknown = [(project, c) for project, c in per if c["state"] == "unknown"]
+        scored = [(project, c["score"]) for project, c in per if c["state"] == "scored" and c["score"] is not None]
+        base: Category = {**per[0][1], "in_scope": any(c["in_scope"] for _, c in per), "counts": {}}
+        if unknown:
+            base["score"], base["state"] = None, "unknown"
+            base["reason"] = "; ".join(f"{project}: {c['reason']}" for project, c in unknown)
+        elif scored:
+            worst_project, worst_score = min(scored, key=lambda ps: ps[1])
+            base["score"], base["state"], base["reason"] = worst_score, "scored", f"lowest: {worst_project}"
+        combined.append(base)
+    return combined
+
+
+def combine_readiness(projects: Sequence[tuple[str, ReadinessResult, bool]]) -> ReadinessResult:
+    """An account is as ready as its weakest project, and unknown if any project's score is: `projects` are
+    (name, readiness, readable). A reason every readable project gives (an organization-wide one) is said once;
+    any other says whose it is, an unreadable project's first."""
+    readable = [assessed for _, assessed, ok in projects if ok] or [assessed for _, assessed, _ in projects]
+    reasons: list[str] = []
+    for project, assessed, _ in sorted(projects, key=lambda p: p[2]):
+        for reason in assessed["reasons"]:
+            shared = len(readable) > 1 and all(reason in other["reasons"] for other in readable)
+            text = reason if shared else f"{project}: {reason}"
+            if text not in reasons:
+                reasons.append(text)
+    scores = [assessed["score"] for _, assessed, _ in projects]
+    known = [score for score in scores if score is not None]
+    combined: ReadinessResult = {
+        "score": min(known) if len(known) == len(scores) else None,
+        "ready": all(assessed["ready"] for _, assessed, _ in projects),
+        "reasons": reasons,
+    }
+    bands = [band for _, assessed, _ in projects if (band := assessed.get("band"))]
+    if bands:
+        combined["band"] = max(bands, key=BAND_ORDER.index)
+    return combined

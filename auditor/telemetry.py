@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +26,7 @@ class TelemetrySettings:
     distinct_id: str = "posthog-auditor"
 
 
-def event_properties(run: dict[str, Any], account: str) -> dict[str, Any]:
+def event_properties(run: Mapping[str, Any], account: str) -> dict[str, Any]:
     readiness = run["readiness"]
     props: dict[str, Any] = {
         "account": account,
@@ -60,7 +60,7 @@ class Telemetry:
         self._lock = threading.Lock()  # one send at a time: the SDK's logger is shared
         self.failed: str | None = None  # why sending stopped, after the first failure
 
-    def send(self, run: dict[str, Any], account: str) -> bool:
+    def send(self, run: Mapping[str, Any], account: str) -> bool:
         """Send the event if telemetry is on and a key is set; returns whether it was sent."""
         key = os.environ.get(self.settings.api_key_env)
         if not self.settings.enabled or not key:
@@ -82,7 +82,7 @@ class Telemetry:
                    "no more telemetry this run")
         return False
 
-    def _capture(self, key: str, run: dict[str, Any], account: str) -> bool:
+    def _capture(self, key: str, run: Mapping[str, Any], account: str) -> bool:
         from posthog import Posthog
 
         client = Posthog(key, host=self.settings.host, sync_mode=True, disable_geoip=True, max_retries=2,
@@ -98,7 +98,7 @@ class Telemetry:
         return uuid is not None
 
 
-def send(settings: TelemetrySettings, run: dict[str, Any], account: str) -> bool:
+def send(settings: TelemetrySettings, run: Mapping[str, Any], account: str) -> bool:
     """Send one event (a one-off Telemetry: a run of several accounts should share one)."""
     return Telemetry(settings).send(run, account)
 

@@ -3,6 +3,7 @@ writes back (its own traits and one note per run)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from html import escape
 from typing import Any
@@ -101,7 +102,7 @@ def user_summary(user: dict[str, Any], settings: VitallySettings) -> dict[str, A
 
 # ---- writing a run back ------------------------------------------------------------------------
 
-def own_traits(run: dict[str, Any], report_url: str | None) -> dict[str, Any]:
+def own_traits(run: Mapping[str, Any], report_url: str | None) -> dict[str, Any]:
     readiness = run["readiness"]
     traits: dict[str, Any] = {
         f"{OWN_TRAIT_PREFIX}Readiness": readiness["score"],
@@ -122,7 +123,7 @@ def _html(value: Any) -> str:
     return escape(neutralise(str(value), keep_lines=True))
 
 
-def note_for(run: dict[str, Any], account_id: str, report_url: str | None) -> dict[str, Any]:
+def note_for(run: Mapping[str, Any], account_id: str, report_url: str | None) -> dict[str, Any]:
     readiness = run["readiness"]
     score = "unknown" if readiness["score"] is None else f"{readiness['score']:.0f}/100"
     verdict = ("healthy" if readiness["ready"] else readiness.get("band", "not healthy").lower()) \
@@ -150,7 +151,7 @@ def note_for(run: dict[str, Any], account_id: str, report_url: str | None) -> di
     }
 
 
-def push_run(client: VitallyClient, run: dict[str, Any], account_id: str, report_url: str | None = None,
+def push_run(client: VitallyClient, run: Mapping[str, Any], account_id: str, report_url: str | None = None,
              unresolved: list[str] | None = None) -> str:
     """Set the tool's own traits and create or update this run's note. Returns the Vitally account id.
 

@@ -3,7 +3,8 @@ and silence looks like a hang. The limiter (posthog_api.RateLimiter) waits; this
 line, what it waits for and how long.
 
 The limiter is shared by every audit on a key (RateLimiter.for_key), so the announcer is installed once per
-limiter, and several threads waiting for the same slot are announced once.
+limiter (as its `on_wait`), and several threads waiting for the same slot are announced once. The limiter names
+the throttle that makes the wait: the one whose window frees up last.
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from auditor.posthog_api import RateLimiter
 
 ANNOUNCE_AFTER = 5.0  # seconds: shorter waits pass unremarked
 # The limiter's throttle names (one "rest" window, or PostHog's burst/sustained pairs): what a reader calls them.
@@ -26,48 +30,31 @@ LIMIT_NAMES = {
 }
 
 
-def announce_waits(limiter: Any, notify: Callable[[str], None] | None = None,
-                   threshold: float = ANNOUNCE_AFTER) -> Any:
+def announce_waits(limiter: RateLimiter, notify: Callable[[str], None] | None = None,
+                   threshold: float = ANNOUNCE_AFTER) -> RateLimiter:
     """Make `limiter` report its waits of `threshold` seconds or more through `notify` (default: stderr)."""
-    if getattr(limiter, "_announces_waits", False):
-        return limiter
-    say = notify or _to_stderr
-    local = threading.local()  # which kind of request this thread is waiting to send
-    lock = threading.Lock()
-    announced_until = [float("-inf")]
-    acquire, sleep = limiter.acquire, limiter._sleep  # the limiter's own wait: wrapped, not reimplemented
-
-    def acquire_announcing(*throttles: str, **options: Any) -> None:  # one kind, or several a request counts on
-        local.kinds = throttles
-        try:
-            acquire(*throttles, **options)
-        finally:
-            local.kinds = ()
-
-    def sleep_announcing(seconds: float) -> None:
-        kind = binding(limiter.limits, getattr(local, "kinds", ()), seconds)
-        end = time.monotonic() + seconds
-        with lock:  # threads waiting for the same window: one line, not one each
-            fresh = seconds >= threshold and end > announced_until[0] + threshold
-            if fresh:
-                announced_until[0] = end
-        if fresh and kind is not None:
-            say(wait_message(kind, seconds, *limiter.limits[kind]))
-        sleep(seconds)
-
-    limiter.acquire = acquire_announcing
-    limiter._sleep = sleep_announcing
-    limiter._announces_waits = True
+    if limiter.on_wait is None:
+        limiter.on_wait = WaitAnnouncer(limiter.limits, notify or _to_stderr, threshold)
     return limiter
 
 
-def binding(limits: dict[str, tuple[int, float]], kinds: tuple[str, ...], seconds: float) -> str | None:
-    """Which of the request's throttles a wait of `seconds` is for: only a window at least that long can make
-    one wait so long (a 20-minute wait is the hourly limit's); among those, the shortest window, then the
-    smallest limit."""
-    known = [k for k in kinds if k in limits]
-    fits = [k for k in known if limits[k][1] + max(1.0, limits[k][1] * 0.02) >= seconds] or known
-    return min(fits, key=lambda k: (limits[k][1], limits[k][0]), default=None)
+class WaitAnnouncer:
+    """The limiter's `on_wait`: one line for a long wait, and one for several threads waiting for the same
+    window (they would otherwise each say the same thing)."""
+
+    def __init__(self, limits: dict[str, tuple[int, float]], notify: Callable[[str], None], threshold: float):
+        self.limits, self.notify, self.threshold = limits, notify, threshold
+        self._lock = threading.Lock()
+        self._announced_until = float("-inf")
+
+    def __call__(self, throttle: str, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        with self._lock:
+            fresh = seconds >= self.threshold and end > self._announced_until + self.threshold
+            if fresh:
+                self._announced_until = end
+        if fresh and throttle in self.limits:
+            self.notify(wait_message(throttle, seconds, *self.limits[throttle]))
 
 
 def wait_message(kind: str, seconds: float, limit: int, window: float,

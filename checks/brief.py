@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import polars as pl
@@ -80,7 +81,8 @@ def engagement(vitally: dict[str, Any] | None) -> str:
 
 
 
-def recommendations(results: list[dict[str, Any]], scope: dict[str, Any], limit: int = 5) -> list[dict[str, Any]]:
+def recommendations(results: Sequence[Mapping[str, Any]], scope: Mapping[str, Any],
+                    limit: int = 5) -> list[dict[str, Any]]:
     """Failing and warning checks ranked by impact: paid products first, then severity, fail before warn."""
     # Paid products come first, with the categories judged whatever is paid for (not among those one can pay for).
     payable = set(scope.get("products") or {})
@@ -89,7 +91,7 @@ def recommendations(results: list[dict[str, Any]], scope: dict[str, Any], limit:
     candidates = [r for r in results if r["status"] in ("fail", "warn") and r.get("remediation")
                   and r["category"] != "handover"]
 
-    def impact(r: dict[str, Any]) -> tuple[int, int, int]:
+    def impact(r: Mapping[str, Any]) -> tuple[int, int, int]:
         return (0 if r["category"] in paid else 1, -SEVERITY_WEIGHT[Severity(r["severity"])],
                 0 if r["status"] == "fail" else 1)
 
@@ -101,7 +103,7 @@ def recommendations(results: list[dict[str, Any]], scope: dict[str, Any], limit:
     ]
 
 
-def build_brief(facts: Facts, results: list[dict[str, Any]], scope: dict[str, Any]) -> dict[str, Any]:
+def build_brief(facts: Facts, results: Sequence[Mapping[str, Any]], scope: Mapping[str, Any]) -> dict[str, Any]:
     members = [m for m in facts.get("members") or [] if isinstance(m, dict)]
     people = [_person(m) for m in members]
     admins = [p for p in people if p["level"] in ("owner", "admin")]

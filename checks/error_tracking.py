@@ -31,7 +31,7 @@ def exceptions_captured(facts: Facts, t: dict[str, Any]) -> Finding:
     exc = exceptions(facts)
     last_7d, last_30d = total(exc, "events_7d"), total(exc)
     autocapture = facts.require("project").get("autocapture_exceptions_opt_in")
-    by_lib = exc.group_by("lib").agg(pl.col("events").sum()).sort("events", descending=True)
+    by_lib = exc.group_by("lib").agg(pl.col("events").sum()).sort(["events", "lib"], descending=[True, False])
     table = Table.of(["lib", "$exception (30 d)"], [list(r) for r in by_lib.iter_rows()]) if by_lib.height else None
     metrics = {"exceptions_7d": last_7d, "exceptions_30d": last_30d, "autocapture_exceptions_opt_in": bool(autocapture),
                **truncation_note(facts)}

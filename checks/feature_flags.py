@@ -126,7 +126,7 @@ def call_volume(facts: Facts, t: dict[str, Any]) -> Finding:
                "ids_seen_only_in_flag_calls": flag_only_ids, "share_of_distinct_ids": pct(flag_only_ratio),
                **truncation_note(facts, "cube", "identity")}
     by_key = flag_calls(facts).group_by(["key", "lib"]).agg(pl.col("events").sum(), pl.col("sessions").sum()) \
-        .sort("events", descending=True)
+        .sort(["events", "key", "lib"], descending=[True, False, False])
     table = Table.of(["flag", "lib", "calls (30 d)", "sessions"], [list(r) for r in by_key.iter_rows()]) \
         if by_key.height else None
     if flag_only_ratio > t["flag_only_share"]:
@@ -165,7 +165,7 @@ def server_local_evaluation(facts: Facts, t: dict[str, Any]) -> Finding:
     by_lib = server.group_by("lib").agg(
         pl.col("events").sum(),
         pl.col("events").filter(pl.col("flag_locally_evaluated").str.to_lowercase() == "true").sum().alias("local"),
-    ).sort("events", descending=True)
+    ).sort(["events", "lib"], descending=[True, False])
     table = Table.of(["lib", "flag calls", "locally evaluated"], [
         [r["lib"], r["events"], pct(share(r["local"], r["events"]))] for r in by_lib.iter_rows(named=True)
     ])

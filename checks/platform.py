@@ -147,9 +147,9 @@ def _from_sdk_report(report: dict[str, Any]) -> Finding:
 def _from_cube(facts: Facts, t: dict[str, Any]) -> Finding:
     df = cube(facts).filter(pl.col("lib").is_not_null() & (pl.col("lib") != ""))
     by_version = df.group_by(["lib", "lib_version"]).agg(pl.col("events").sum()).sort(
-        ["lib", "events"], descending=[False, True]
+        ["lib", "events", "lib_version"], descending=[False, True, False]
     )
-    lib_totals = df.group_by("lib").agg(pl.col("events").sum()).sort("events", descending=True)
+    lib_totals = df.group_by("lib").agg(pl.col("events").sum()).sort(["events", "lib"], descending=[True, False])
     if lib_totals.height == 0:
         return Finding(Status.SKIP, "No SDK traffic in 30 days to judge.", {})
     rows, failing, warning, unjudged = [], [], [], []
@@ -300,7 +300,7 @@ def test_traffic(facts: Facts, t: dict[str, Any]) -> Finding:
     test = total(df, "test_host_events")
     ratio = share(test, events)
     top = (df.filter(pl.col("test_host_events") > 0).group_by("event").agg(pl.col("test_host_events").sum())
-           .sort("test_host_events", descending=True))
+           .sort(["test_host_events", "event"], descending=[True, False]))
     table = Table.of(["event", "events from test hosts"], [list(r) for r in top.iter_rows()]) if top.height else None
     metrics = {"test_host_events": test, "share": pct(ratio), **truncation_note(facts)}
     fix = ("Use a separate PostHog project for development and staging (or don't initialise PostHog there), and "

@@ -125,7 +125,7 @@ def illegal_distinct_ids(facts: Facts, t: dict[str, Any]) -> Finding:
     refused = warning_counts(facts.get("ingestion_warnings") or []).get("cannot_merge_with_illegal_distinct_id", 0)
     rows: list[list[Any]] = []
     if facts.ok("identity"):
-        ids = identity(facts).filter(pl.col("kind") == "illegal_id").sort("events", descending=True)
+        ids = identity(facts).filter(pl.col("kind") == "illegal_id").sort(["events", "key"], descending=[True, False])
         rows = [[r["key"], r["events"], r["sessions"]] for r in ids.iter_rows(named=True)]
     table = Table.of(["distinct id", "events (30 d)", "sessions"], rows) if rows else None
     metrics = {"events_with_illegal_ids": events, "refused_merges_7d": refused, **truncation_note(facts)}
@@ -293,7 +293,8 @@ def custom_events_defined(facts: Facts, t: dict[str, Any]) -> Finding:
     events = total(df)
     if events == 0:
         return Finding(Status.SKIP, "No events in 30 days.", {})
-    custom = custom_events(df).group_by("event").agg(pl.col("events").sum()).sort("events", descending=True)
+    custom = custom_events(df).group_by("event").agg(pl.col("events").sum()).sort(["events", "event"],
+                                                                                    descending=[True, False])
     ratio = share(total(custom), events)
     table = Table.of(["custom event", "events (30 d)"], [list(r) for r in custom.iter_rows()]) if custom.height \
         else None

@@ -240,3 +240,62 @@ def test_telemetry_is_off_by_default(book, tmp_path, monkeypatch):
     finally:
         capture.server.shutdown()
         capture.server.server_close()
+
+
+def test_push_vitally_writes_back_each_account_that_names_one(book, tmp_path, monkeypatch):
+    """The batch runs each account through the same pipeline as `audit`: with --push-vitally, an account that
+    names its Vitally account gets the audit's traits and note; one that does not is audited and left alone,
+    and a push Vitally refuses leaves the account audited, its reports written, with the refusal shown."""
+    from tests.vitally_standin import running_vitally
+
+    monkeypatch.setattr("auditor.vitally_api.default_sleep", lambda seconds: None)
+    text = book.read_text().replace('name = "Hedgebox prod"', 'name = "Hedgebox prod"\nvitally_account = "vit-1"')
+    text = text.replace('name = "Hedgebox docs"', 'name = "Hedgebox docs"\nvitally_account = "vit-missing"')
+    book.write_text(text)
+    with running_vitally() as vitally:
+        config = tmp_path / "auditor.toml"
+        config.write_text(f'[vitally]\nregion = "{vitally.url}"\n')
+        monkeypatch.setenv("VITALLY_API_KEY", vitally.api_key)
+        out = tmp_path / "portfolio"
+        result = batch(book, out, "--push-vitally", "--config", str(config))
+        assert result.exit_code == 1, result.output
+        assert ("PUT", "/resources/accounts/vit-1") in vitally.writes()
+        assert [m for m, p in vitally.writes() if p == "/resources/notes"] == ["POST"]
+        assert not any("vit-missing" in p for _, p in vitally.writes())
+        note = vitally.data["notes"][-1]
+        assert note["accountId"] == "vit-1" and note["subject"].startswith("PostHog audit")
+    docs = next(line for line in result.output.splitlines() if "Hedgebox docs:" in line)
+    assert "Concerning" in docs and "Vitally:" in docs and (out / "hedgebox-docs" / "report.json").exists()
+    assert "3 not, 1 failed" in result.output  # Broken Co alone failed; the refused push is not a failed audit
+
+
+def test_push_vitally_without_a_vitally_key_stops_before_auditing(book, tmp_path, standin, monkeypatch):
+    monkeypatch.delenv("VITALLY_API_KEY", raising=False)
+    book.write_text(book.read_text().replace('name = "Hedgebox prod"',
+                                             'name = "Hedgebox prod"\nvitally_account = "vit-1"'))
+    result = batch(book, tmp_path / "portfolio", "--push-vitally")
+    assert result.exit_code == 2 and "no Vitally key: set VITALLY_API_KEY" in result.output
+    assert standin.count(r"/query/$", "POST") == 0
+
+
+def test_audit_and_batch_give_the_same_account_the_same_report(book, tmp_path, standin):
+    """One account pipeline (auditor/account.py): the same account audited by `audit` and by `batch` gives the
+    same report, but for when it ran and the batch's account name."""
+    single = tmp_path / "single"
+    result = CliRunner().invoke(cli, ["audit", "--host", standin.url, "--project", "4243", "--api-key-env", "BOOK_KEY",
+                                      "--mode", "health", "--format", "json", "--out", str(single), "--no-plugins",
+                                      "-q"], catch_exceptions=False)
+    assert result.exit_code == 1, result.output
+    book.write_text(book.read_text().split("[[accounts]]\nname = \"Hedgebox docs\"")[0]
+                    .replace('name = "Hedgebox prod"\nprojects = [4242]\n\n[[accounts]]\n', ""))
+    assert batch(book, tmp_path / "portfolio", "--no-history", "--format", "json").exit_code == 1
+
+    def comparable(path: Path) -> dict:
+        run = json.loads(path.read_text())
+        for when in ("run_id", "started_at", "finished_at", "facts_as_of", "stats", "account"):
+            run.pop(when, None)
+        return run
+
+    by_batch = comparable(tmp_path / "portfolio" / "hedgebox-marketing" / "report.json")
+    assert by_batch == comparable(single / "report.json")
+    assert by_batch["target"]["project_name"] == "Hedgebox (marketing site)"

@@ -81,6 +81,15 @@ def test_audit_push_that_cannot_reach_vitally_exits_3_and_keeps_the_reports(tmp_
     assert (out / "report.json").exists() and "Traceback" not in result.output
 
 
+def test_audit_push_that_fails_still_prints_the_verdict_first(tmp_path, unreachable):
+    """The audit stands: its verdict and reports are printed, then the push's failure is the last line."""
+    result = CliRunner().invoke(cli, ["audit", "--demo", "--out", str(tmp_path / "out"), "--config", unreachable,
+                                      "--vitally-account", "vit-1", "--push-vitally"], env=KEY)
+    assert result.exit_code == 3
+    assert result.stdout.startswith("Not ready for handover: readiness") and "Reports: " in result.stdout
+    assert result.stderr.strip().splitlines()[-1].startswith("posthog-auditor: error: could not reach Vitally")
+
+
 @pytest.mark.parametrize("url", ["javascript:alert(1)", "file:///etc/passwd", "reports.example.com/a.html",
                                  "https://", "ftp://reports.example.com/a", "https://a.example/x y"])
 def test_report_url_must_be_http(report, unreachable, url):

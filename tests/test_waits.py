@@ -78,33 +78,24 @@ def test_a_batch_on_a_spent_hogql_budget_says_so(book, tmp_path, monkeypatch):  
 
 
 def test_the_throttle_named_is_the_one_that_makes_the_wait():
-    from auditor.waits import binding
-
-    limits = {"burst": (480, 60.0), "sustained": (4800, 3600.0), "clickhouse_sustained": (1200, 3600.0),
-              "hogql": (120, 3600.0)}
-    assert binding(limits, ("hogql",), 1800) == "hogql"
-    assert binding(limits, ("burst", "sustained"), 30) == "burst"
-    assert binding(limits, ("burst", "sustained"), 1200) == "sustained"
-    assert binding(limits, ("burst", "sustained", "clickhouse_sustained"), 1200) == "clickhouse_sustained"
-    assert binding(limits, ("unknown",), 10) is None
-
-
-def test_a_limiter_taking_several_throttles_per_request_is_announced_too():
-    """The limiter's acquire may take every throttle a request counts against (PostHog's burst and sustained)."""
-    said: list[str] = []
-
-    class ManyThrottles:
-        def __init__(self) -> None:
-            self.limits = {"burst": (480, 60.0), "sustained": (2, 3600.0)}
-            self.sent = 0
-            self._sleep = lambda seconds: None
-
-        def acquire(self, *throttles: str) -> None:
-            self.sent += 1
-            if self.sent > 2:
-                self._sleep(3000.0)
-
-    limiter = announce_waits(ManyThrottles(), said.append)
-    for _ in range(3):
+    """A request counts against several throttles (PostHog's burst and sustained pairs); the line names the one
+    whose window frees up last, which is what the limiter waits for."""
+    clock, said = FakeClock(), []
+    limiter = announce_waits(RateLimiter({"burst": (2, 60.0), "sustained": (3, 3600.0)}, clock=clock.now,
+                                         sleep=clock.sleep), said.append)
+    for _ in range(3):  # the third waits for the burst window (a minute), the sustained one still has room
         limiter.acquire("burst", "sustained")
-    assert len(said) == 1 and "for PostHog's hourly API request limit (2 requests an hour" in said[0]
+    assert len(said) == 1 and "for PostHog's API request limit (2 requests a minute" in said[0]
+    limiter.acquire("burst", "sustained")  # the fourth: the hourly window is full, an hour's wait
+    assert len(said) == 2 and "for PostHog's hourly API request limit (3 requests an hour" in said[1]
+
+
+def test_the_limiter_tells_its_hook_of_every_wait_and_what_makes_it():
+    clock, waits = FakeClock(), []
+    limiter = RateLimiter({"clickhouse_burst": (1, 60.0), "hogql": (1, 3600.0)}, clock=clock.now, sleep=clock.sleep)
+    limiter.on_wait = lambda throttle, seconds: waits.append((throttle, round(seconds)))
+    limiter.acquire("clickhouse_burst")
+    limiter.acquire("clickhouse_burst")
+    limiter.acquire("hogql")
+    limiter.acquire("hogql")
+    assert waits == [("clickhouse_burst", 61), ("hogql", 3601)]  # each window plus the limiter's arrival margin
