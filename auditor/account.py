@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -99,7 +99,7 @@ def audit_account(account: Account, registry: Registry, checks: list[Check], set
                   outputs: Outputs) -> Delivered:
     """Audit the account through PostHog's API and write its outputs. ApiError propagates (it names the project
     that failed); a project of a whole organization the key cannot read is an errored section instead."""
-    return deliver(assess(account, registry, checks, settings, outputs), account, outputs)
+    return deliver(assess(account, registry, checks, settings, outputs), account, outputs, registry.renamed())
 
 
 def assess(account: Account, registry: Registry, checks: list[Check], settings: Settings,
@@ -163,9 +163,10 @@ def account_name(account: Account, run: RunResult) -> str:
     return str(target.get("organization_name") or target.get("project_name") or history.account_key(run))
 
 
-def deliver(run: RunResult, account: Account, outputs: Outputs) -> Delivered:
-    """Write the account's outputs: history (with what changed since the last audit), reports, telemetry and,
-    when asked, Vitally. Behind the gate: all of the account's files, or none of them."""
+def deliver(run: RunResult, account: Account, outputs: Outputs, renamed: Mapping[str, str] | None = None) -> Delivered:
+    """Write the account's outputs: history (with what changed since the last audit; `renamed` carries a renamed
+    check's history on), reports, telemetry and, when asked, Vitally. Behind the gate: all of the account's files,
+    or none of them."""
     name = account_name(account, run)
     if account.name:
         run["account"] = account.name
@@ -176,7 +177,7 @@ def deliver(run: RunResult, account: Account, outputs: Outputs) -> Delivered:
     try:
         if outputs.history_dir is not None:
             with _HISTORY:
-                history.compare(outputs.history_dir, run, account.name)
+                history.compare(outputs.history_dir, run, account.name, renamed)
                 history.record_run(outputs.history_dir, run, account.name)
         if outputs.out_dir is not None:
             reports = write_reports(run, outputs.out_dir, list(outputs.formats))

@@ -183,7 +183,7 @@ def audit(
         if save_facts and (account.all_projects or len(account.projects) > 1):
             say("note: --save-facts keeps one project's facts; it was skipped for this multi-project account",
                 err=True)
-    delivered = deliver(run, account, outputs)
+    delivered = deliver(run, account, outputs, registry.renamed())
     if not quiet:
         print_verdict(delivered, mode)
     if outputs.vitally is not None and push_vitally:
@@ -552,12 +552,13 @@ def list_checks(fmt: str, no_plugins: bool) -> int:
     registry = load_registry(plugins=not no_plugins)
     rows = [
         {"id": c.id, "category": c.meta.category, "severity": str(c.meta.severity), "title": c.meta.title,
-         "source": c.source, "status": "ok", "thresholds": dict(c.meta.thresholds), "docs_url": c.meta.docs_url}
+         "source": c.source, "status": "ok", "thresholds": dict(c.meta.thresholds), "docs_url": c.meta.docs_url,
+         "aliases": list(c.meta.aliases)}  # former ids: history and settings under them still apply
         for c in registry.checks.values()
     ]
     rows += [
         {"id": f"plugins.{f.name}", "category": "plugins", "severity": "info", "title": f.error,
-         "source": f.distribution, "status": "error", "thresholds": {}, "docs_url": ""}
+         "source": f.distribution, "status": "error", "thresholds": {}, "docs_url": "", "aliases": []}
         for f in registry.failures
     ]
     if fmt == "json":

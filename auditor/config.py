@@ -183,11 +183,13 @@ def apply_file(settings: Settings, data: dict[str, Any], checks: Mapping[str, Ch
             setattr(settings.telemetry, key, _str(value, f"{where}: telemetry.{key}"))
         else:
             raise ConfigError(f"{where}: unknown setting telemetry.{key}")
-    for check_id, overrides in _table(data, "checks", where).items():
-        if check_id not in checks:
-            raise ConfigError(f"{where}: [checks.\"{check_id}\"]: no such check (see `posthog-auditor checks`)")
+    by_any_id = {name: c for c in checks.values() for name in (c.id, *c.meta.aliases)}  # a renamed check's old id too
+    for given_id, overrides in _table(data, "checks", where).items():
+        if given_id not in by_any_id:
+            raise ConfigError(f"{where}: [checks.\"{given_id}\"]: no such check (see `posthog-auditor checks`)")
+        check_id = by_any_id[given_id].id
         if not isinstance(overrides, dict):
-            raise ConfigError(f"{where}: checks.\"{check_id}\" must be a table of thresholds")
+            raise ConfigError(f"{where}: checks.\"{given_id}\" must be a table of thresholds")
         defaults = checks[check_id].meta.thresholds
         for key, value in overrides.items():
             if key not in defaults:
@@ -199,7 +201,7 @@ def apply_file(settings: Settings, data: dict[str, Any], checks: Mapping[str, Ch
             ):
                 raise ConfigError(f"{where}: {check_id}.{key} must be a {type(default).__name__}")
             check_threshold_range(value, f"{where}: {check_id}.{key}", key)
-        settings.check_overrides[check_id] = dict(overrides)
+        settings.check_overrides[check_id] = {**settings.check_overrides.get(check_id, {}), **overrides}
 
 
 # Threshold names say what they hold: a share or a rate is a fraction of a whole, everything else numeric is a

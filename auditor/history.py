@@ -125,9 +125,11 @@ def previous_run(history_dir: Path, account: str, before: str) -> str | None:
     return earlier["run_id"][-1] if earlier.height else None
 
 
-def changes(history_dir: Path, run: Mapping[str, Any], account: str | None = None) -> dict[str, Any] | None:
+def changes(history_dir: Path, run: Mapping[str, Any], account: str | None = None,
+            renamed: Mapping[str, str] | None = None) -> dict[str, Any] | None:
     """What changed since the previous audit of the same account (None when there is none)."""
     account = account or account_key(run)
+    renamed = renamed or {}
     previous = previous_run(history_dir, account, run["started_at"])
     if previous is None:
         return None
@@ -135,7 +137,8 @@ def changes(history_dir: Path, run: Mapping[str, Any], account: str | None = Non
     cats = load(history_dir, "categories").filter(pl.col("run_id") == previous)
     checks = load(history_dir, "checks").filter(pl.col("run_id") == previous)
     before_scores = dict(zip(cats["category"].to_list(), cats["score"].to_list(), strict=True))
-    before_status = {(r["project_id"], r["check_id"]): r["status"] for r in checks.iter_rows(named=True)}
+    before_status = {(r["project_id"], renamed.get(r["check_id"], r["check_id"])): r["status"]
+                     for r in checks.iter_rows(named=True)}
     regressions: list[str] = []
     category_deltas = {}
     for c in run["categories"]:
@@ -190,11 +193,13 @@ def score_trend(history_dir: Path, run: Mapping[str, Any], account: str | None =
     return [*points, {"date": run["started_at"][:10], "score": run["readiness"]["score"]}]
 
 
-def compare(history_dir: Path, run: RunResult, account: str | None = None) -> None:
+def compare(history_dir: Path, run: RunResult, account: str | None = None,
+            renamed: Mapping[str, str] | None = None) -> None:
     """Set the run's `changes` and `trend` from the history. History informs an audit and never stops one: if
-    it cannot be read at all, say so in one line and go on without the comparison."""
+    it cannot be read at all, say so in one line and go on without the comparison. `renamed`: a renamed check's
+    former id -> its id now (Registry.renamed), so its history carries on."""
     try:
-        run["changes"] = changes(history_dir, run, account)
+        run["changes"] = changes(history_dir, run, account, renamed)
         run["trend"] = score_trend(history_dir, run, account)
     except Exception as exc:  # anything: a damaged history is no reason to lose the audit
         warn(f"could not compare with the history in {history_dir} ({type(exc).__name__}: {exc})")

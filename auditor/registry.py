@@ -43,7 +43,7 @@ class Registry:
             self.catalogue.required = (*self.catalogue.required, check.meta)
 
     def select(self, only: Iterable[str] = (), categories: Iterable[str] = ()) -> list[Check]:
-        only, categories = set(only), set(categories)
+        only, categories = {self.current_id(name) for name in only}, set(categories)
         unknown = sorted(only - set(self.checks))
         if unknown:
             raise KeyError(f"no such check: {unknown[0]}")
@@ -54,10 +54,12 @@ class Registry:
 
     def current_id(self, check_id: str) -> str:
         """The id a check has now, given any id it was recorded under (its aliases)."""
-        for c in self.checks.values():
-            if check_id == c.id or check_id in c.meta.aliases:
-                return c.id
-        return check_id
+        return self.renamed().get(check_id, check_id)
+
+    def renamed(self) -> dict[str, str]:
+        """Each former id of a renamed check (its `aliases`) -> its id now: history, settings and --check given
+        an old id mean the check it became."""
+        return {alias: c.id for c in self.checks.values() for alias in c.meta.aliases}
 
 
 def validate(check: Any, catalogue: Catalogue) -> str | None:
