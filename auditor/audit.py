@@ -131,9 +131,9 @@ def audit_project(
 ) -> RunResult:
     started_at = datetime.now(UTC)
     clock = time.perf_counter()
-    # One client may audit several projects: count only this project's requests.
-    before = (client.stats.http_requests, client.stats.hogql_queries, client.stats.retries)
-    facts = gather_facts(client, project_id, checks, registry.catalogue)
+    # One client may audit several projects at once: count only this project's requests.
+    with client.tally() as tally:
+        facts = gather_facts(client, project_id, checks, registry.catalogue)
     gather_seconds = time.perf_counter() - clock
     if vitally_lookup:
         try:
@@ -143,16 +143,17 @@ def audit_project(
     if save_facts:
         save_facts(facts)
     stats: Stats = {
-        "http_requests": client.stats.http_requests - before[0],
-        "hogql_queries": client.stats.hogql_queries - before[1],
-        "retries": client.stats.retries - before[2],
-        "request_depth": client.stats.max_depth,
+        "http_requests": tally.http_requests,
+        "hogql_queries": tally.hogql_queries,
+        "retries": tally.retries,
+        "request_depth": tally.max_depth,
         "gather_seconds": round(gather_seconds, 3),
         "wall_seconds": time.perf_counter() - clock,
     }
     return evaluate(facts, registry, checks, settings, started_at=started_at, stats=stats, **evaluate_options)
 
 
+PROJECTS_AT_ONCE = 4  # an organization's projects audited side by side
 FACT_STATUS_ORDER = {"ok": 0, "unavailable": 1, "missing": 2, "error": 3}
 
 
@@ -281,17 +282,29 @@ def audit_target(
     if whole_organization:
         names = organization_projects(client, project_ids[0] if project_ids else None, organization)
         project_ids = list(names)
-    runs, first_error = [], None
-    for pid in project_ids:
+    def one(pid: str) -> RunResult | ApiError:
         try:
-            runs.append(audit_project(client, str(pid), registry, checks, settings,
-                                      save_facts=save_facts if len(project_ids) == 1 else None, **options))
+            return audit_project(client, pid, registry, checks, settings,
+                                 save_facts=save_facts if len(project_ids) == 1 else None, **options)
         except ApiError as exc:
-            if not whole_organization or exc.kind in ACCOUNT_WIDE_ERRORS:
-                raise
-            first_error = first_error or exc
-            runs.append(unreadable_project(client, str(pid), names.get(str(pid)), exc, registry, settings,
-                                           options.get("mode", "handover")))
+            return exc
+
+    # The projects side by side (the client bounds the requests in flight, the key's limiter their rate); what
+    # they share (the organization, its members, what depends on the key) is asked once.
+    at_once = 1 if client.concurrency == 1 else min(len(project_ids), PROJECTS_AT_ONCE)
+    context = contextvars.copy_context()
+    with ThreadPoolExecutor(max_workers=max(1, at_once), thread_name_prefix="project") as pool:
+        outcomes = list(pool.map(lambda pid: context.copy().run(one, str(pid)), project_ids))
+    runs, first_error = [], None
+    for pid, outcome in zip(project_ids, outcomes, strict=True):
+        if not isinstance(outcome, ApiError):
+            runs.append(outcome)
+            continue
+        if not whole_organization or outcome.kind in ACCOUNT_WIDE_ERRORS:
+            raise outcome  # the first failed project, in the order given
+        first_error = first_error or outcome
+        runs.append(unreadable_project(client, str(pid), names.get(str(pid)), outcome, registry, settings,
+                                       options.get("mode", "handover")))
     if first_error is not None and all(run.get("error") for run in runs):
         raise first_error
     return combine_account(runs, registry.catalogue)

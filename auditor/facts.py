@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from auditor import queries
-from auditor.posthog_api import ApiError, PostHogClient, kind_of, unexpected
+from auditor.posthog_api import ApiError, Once, PostHogClient, kind_of, unexpected
 
 FACTS_FORMAT = "posthog-auditor-facts/1"
 # Lists ask for big pages; a server that caps `limit` says so in its `next` links and the client follows them.
@@ -140,7 +140,7 @@ class GatherContext:
         """One request for data two gatherers need (e.g. the warehouse sources and their jobs)."""
         with self._lock:
             if key not in self._shared:
-                self._shared[key] = _Once(fetch)
+                self._shared[key] = Once(fetch)
             once = self._shared[key]
         return once.get()
 
@@ -152,27 +152,6 @@ class GatherContext:
         if not org:
             raise ApiError("bad_response", "the project payload names no organization")
         return str(org)
-
-
-class _Once:
-    """Runs fetch on first use; concurrent callers wait for that one result (or its exception)."""
-
-    def __init__(self, fetch: Callable[[], Any]):
-        self._fetch, self._lock, self._done = fetch, threading.Lock(), False
-        self._value: Any = None
-        self._error: Exception | None = None
-
-    def get(self) -> Any:
-        with self._lock:
-            if not self._done:
-                try:
-                    self._value = self._fetch()
-                except Exception as exc:
-                    self._error = exc
-                self._done = True
-        if self._error is not None:
-            raise self._error
-        return self._value
 
 
 @dataclass(frozen=True)
@@ -323,9 +302,10 @@ def _project(ctx: GatherContext) -> Any:
 
 
 def _organization_of(ctx: GatherContext) -> Any:
-    """The organization, asked once (the billing gatherer reads its customer id too)."""
+    """The organization, asked once per account however many of its projects are audited (the billing gatherer
+    reads its customer id too)."""
     path = f"/api/organizations/{ctx.organization_id}/"
-    return ctx.shared("organization", lambda: expect(ctx.client.get(path), path, dict, {"id": str, "name": str}))
+    return ctx.client.once(path, lambda: expect(ctx.client.get(path), path, dict, {"id": str, "name": str}))
 
 
 @gatherer("organization", "organization:read", "organization")
@@ -337,9 +317,9 @@ def _organization(ctx: GatherContext) -> Any:
 def _members(ctx: GatherContext) -> Any:
     path = f"/api/organizations/{ctx.organization_id}/members/"
     # Never empty: the key's own user is a member (posthog/api/organization_member.py lists active users only,
-    # and the key's user is one). Level: OrganizationMembership.Level (1, 8, 15).
-    return expect(ctx.client.get_list(path, {"limit": PAGE}), path, list, {"level": int, "user": dict},
-                  nonempty=True)
+    # and the key's user is one). Level: OrganizationMembership.Level (1, 8, 15). Asked once per account.
+    return ctx.client.once(path, lambda: expect(ctx.client.get_list(path, {"limit": PAGE}), path, list,
+                                                {"level": int, "user": dict}, nonempty=True))
 
 
 @gatherer("cube", "query:read", "30-day event aggregate (HogQL)")

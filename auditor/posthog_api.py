@@ -9,6 +9,7 @@ scheme, host name and port, or it is not requested at all.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import hashlib
 import itertools
@@ -17,7 +18,7 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -41,6 +42,10 @@ MAX_PAGES = 2_000
 _client_serial = itertools.count(1)
 _chain_depth: contextvars.ContextVar[tuple[int, int]] = contextvars.ContextVar("posthog_request_depth",
                                                                                default=(0, 0))
+# The requests of one piece of work (one project's audit, when an account's projects are audited side by side
+# on one client): `PostHogClient.tally()` puts a fresh ClientStats here, and the threads that work inherits
+# (they start from a copy of its context) count on it too.
+_tally: contextvars.ContextVar[ClientStats | None] = contextvars.ContextVar("posthog_request_tally", default=None)
 _QUERY_PATH_RE = re.compile(r"^/api/(projects|environments)/[^/]+/query/?$")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -209,6 +214,27 @@ class RateLimiter:
         return 0.0 if len(events) < limit else events[0] + window - now
 
 
+class Once:
+    """Runs fetch on first use; concurrent callers wait for that one result (or its exception)."""
+
+    def __init__(self, fetch: Callable[[], Any]):
+        self._fetch, self._lock, self._done = fetch, threading.Lock(), False
+        self._value: Any = None
+        self._error: Exception | None = None
+
+    def get(self) -> Any:
+        with self._lock:
+            if not self._done:
+                try:
+                    self._value = self._fetch()
+                except Exception as exc:
+                    self._error = exc
+                self._done = True
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
 class KeyAnswers:
     """Answers that depend only on the API key, not on the project (its scopes, its user, the billing of the
     user's current organization): asked once per key and host for the whole process, so a batch of accounts on
@@ -292,6 +318,8 @@ class PostHogClient:
         self.query_poll_timeout = query_poll_timeout
         self.limiter = limiter or RateLimiter.for_key(api_key, rate_limits)
         self.stats = ClientStats()
+        self._answers: dict[str, Once] = {}  # what `once` has asked: the account's own answers, kept per client
+        self._answers_lock = threading.Lock()
         self._serial = next(_client_serial)
         self._key_digest = hashlib.sha256(api_key.encode()).hexdigest()
         self._sleep = sleep or default_sleep
@@ -351,11 +379,12 @@ class PostHogClient:
         attempt = 0
         while True:
             self.limiter.acquire(*throttles_for(method, url))
-            self.stats.count("http_requests")
+            self._count("http_requests")
             owner, depth = _chain_depth.get()
             depth = (depth if owner == self._serial else 0) + 1  # what this context asks next waits for this answer
             _chain_depth.set((self._serial, depth))
-            self.stats.reached(depth)
+            for stats in self._counters():
+                stats.reached(depth)
             try:
                 with self._in_flight:
                     # No redirects: requests would follow a 307 on POST …/query/ by re-POSTing to its Location,
@@ -400,8 +429,41 @@ class PostHogClient:
                 payload = scrub_secrets(payload)
             return payload
 
+    def _counters(self) -> list[ClientStats]:
+        tally = _tally.get()
+        return [self.stats] if tally is None else [self.stats, tally]
+
+    def _count(self, what: str) -> None:
+        for stats in self._counters():
+            stats.count(what)
+
+    @contextlib.contextmanager
+    def tally(self) -> Iterator[ClientStats]:
+        """Count the requests made within this block (and the threads it starts) apart from the client's total."""
+        token = _tally.set(ClientStats())
+        try:
+            yield _tally.get() or ClientStats()
+        finally:
+            _tally.reset(token)
+
+    def once(self, name: str, fetch: Callable[[], Any]) -> Any:
+        """An answer asked once for this client: what every project of an account shares (its organization, its
+        members) is read once however many projects are audited. Concurrent callers wait for the first; a
+        failure is not kept (the next caller asks again)."""
+        with self._answers_lock:
+            once = self._answers.get(name)
+            if once is None:
+                once = self._answers[name] = Once(fetch)
+        try:
+            return once.get()
+        except Exception:
+            with self._answers_lock:
+                if self._answers.get(name) is once:
+                    del self._answers[name]
+            raise
+
     def _backoff(self, attempt: int, retry_after: str | None) -> None:
-        self.stats.count("retries")
+        self._count("retries")
         wait = self.backoff_base * (2**attempt) * (1 + random.random() * 0.25)
         if retry_after and retry_after.strip().replace(".", "", 1).isdigit():
             wait = max(wait, float(retry_after))
@@ -553,7 +615,7 @@ class PostHogClient:
         if not re.search(r"\bLIMIT\s+\d+", hogql, re.IGNORECASE):
             raise ValueError("HogQL queries must carry an explicit LIMIT (PostHog returns 100 rows otherwise)")
         body = {"query": {"kind": "HogQLQuery", "query": hogql}, "name": name}
-        self.stats.count("hogql_queries")
+        self._count("hogql_queries")
         payload = self._with_environment_fallback(
             project_id, "query/", lambda p: self.request("POST", self.url(p), body, kind="hogql")
         )

@@ -113,6 +113,11 @@ def test_multi_project_account_is_as_ready_as_its_weakest_project(standin, tmp_p
     html = (tmp_path / "report.html").read_text()
     assert "Hedgebox (marketing site)" in html
     assert run["stats"]["hogql_queries"] == 2  # one per project
+    # What the projects share is asked once; each project's requests are its own, however they interleave.
+    assert standin.count(r"^/api/organizations/[^/]+/$") == 1
+    assert standin.count(r"^/api/organizations/[^/]+/members/$") == 1
+    assert sum(p["stats"]["http_requests"] for p in run["projects"]) == run["stats"]["http_requests"] \
+        == standin.count()
 
 
 @pytest.mark.parametrize("scenario", ["with_sibling"], indirect=True)
