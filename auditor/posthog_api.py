@@ -21,11 +21,11 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit, urlunsplit
 
-import requests
-from requests.adapters import HTTPAdapter
+if TYPE_CHECKING:  # requests is imported where a request is made: `--help` need not load it
+    import requests
 
 CLOUD_HOSTS = {"us": "https://us.posthog.com", "eu": "https://eu.posthog.com"}
 # Fields PostHog returns that are secrets (project tokens); dropped from every payload on receipt.
@@ -327,6 +327,9 @@ class PostHogClient:
         # Page fetches queue here; the semaphore above is what bounds requests in flight.
         self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="posthog-api")
         if session is None:
+            import requests
+            from requests.adapters import HTTPAdapter
+
             session = requests.Session()
             adapter = HTTPAdapter(pool_connections=4, pool_maxsize=self.concurrency, max_retries=0)
             session.mount("https://", adapter)
@@ -370,6 +373,8 @@ class PostHogClient:
 
     def request(self, method: str, url: str, json_body: dict[str, Any] | None = None, kind: str = "rest") -> Any:
         """Send one request with retries; return the decoded JSON (secrets removed) or raise ApiError."""
+        import requests
+
         method = method.upper()
         if not same_origin(url, self.host):
             # The key goes to the configured host only: a `next` link to another port, host or scheme (an
@@ -711,6 +716,8 @@ def _path(url: str) -> str:
 
 
 def _short(exc: Exception) -> str:
+    import requests
+
     text = str(exc)
     if "timed out" in text.lower() or isinstance(exc, requests.Timeout):
         return "timed out"

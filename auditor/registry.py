@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from importlib import metadata
 from typing import Any
 
 from auditor.catalogue import Catalogue
@@ -105,6 +104,8 @@ def load_registry(*, plugins: bool = True) -> Registry:
     registry = builtin_registry()
     if not plugins:
         return registry
+    from importlib import metadata  # here: finding plugins reads every installed package's metadata
+
     for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
         dist = ep.dist.name if ep.dist else "unknown"
         try:

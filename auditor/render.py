@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
 from auditor.model import SCHEMA_VERSION
 from auditor.text import neutralise
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
 
 FORMATS = ("html", "json", "md")
 FILE_NAMES = {"html": "report.html", "json": "report.json", "md": "report.md"}
@@ -46,8 +49,11 @@ def _finalize_markdown(value: Any) -> Any:
     return neutralise(value) if isinstance(value, str) else value
 
 
+@functools.cache  # one per process and flavour: each template is compiled once, not once per report
 def environment(markdown: bool = False) -> Environment:
     """The template environment: HTML autoescaped; every printed value, in either, passed through `neutralise`."""
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
     env = Environment(
         loader=FileSystemLoader(str(template_dir())),
         autoescape=select_autoescape(["html", "html.j2"]),

@@ -9,12 +9,13 @@ import base64
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import requests
-
 from auditor.posthog_api import ApiError, default_sleep, kind_of, redirect_error, same_origin, shown
+
+if TYPE_CHECKING:
+    import requests
 
 EU_BASE = "https://rest.vitally-eu.io/resources"
 MAX_PAGES = 1_000
@@ -33,6 +34,12 @@ def base_url(region: str, subdomain: str | None) -> str:
     raise ValueError(f"Vitally region must be 'eu', 'us' or a base URL, got {region!r}")
 
 
+def _new_session() -> requests.Session:
+    import requests  # here, not at the top: commands that never call Vitally need not load it
+
+    return requests.Session()
+
+
 @dataclass
 class VitallyClient:
     base: str
@@ -41,7 +48,7 @@ class VitallyClient:
     max_retries: int = 4
     timeout: tuple[float, float] = (5.0, 30.0)
     sleep: Callable[[float], None] | None = None
-    session: requests.Session = field(default_factory=requests.Session)
+    session: requests.Session = field(default_factory=lambda: _new_session())
     writes: list[dict[str, Any]] = field(default_factory=list)  # what was (or, dry-run, would be) written
     requests_made: int = 0
 
@@ -55,6 +62,8 @@ class VitallyClient:
     # ---- transport -----------------------------------------------------------------------------
 
     def _send(self, method: str, path: str, params: dict[str, Any] | None = None, body: Any = None) -> Any:
+        import requests
+
         url = path if path.startswith(("http://", "https://")) else self.base + path
         if not same_origin(url, self.base):
             raise ApiError("foreign_host", f"Vitally sent a link to another host: {shown(url)}", url=url)

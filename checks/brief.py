@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
-
-import polars as pl
+from typing import TYPE_CHECKING, Any
 
 from auditor.facts import Facts
 from auditor.model import SEVERITY_WEIGHT, Severity
 from checks.common import LEVEL_NAMES, SURVEY_EVENTS, cube, day, member_last_login, member_name, total, within
+
+if TYPE_CHECKING:
+    import polars as pl
+else:
+    from auditor.lazy import polars as pl
 
 # The facts the brief reads besides the checks' (the engine gathers them whatever checks run).
 BRIEF_FACTS = ("members", "cube")

@@ -3,40 +3,43 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta, tzinfo
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-import polars as pl
 
 from auditor.facts import SHORT_WINDOW_DAYS, Facts
 from auditor.model import Finding, Status
 from auditor.queries import CUBE_COLUMNS, IDENTITY_COLUMNS
 
-_INT = pl.Int64
-CUBE_SCHEMA: dict[str, Any] = {
-    name: (pl.Utf8 if name in ("event", "lib", "lib_version", "last_seen") else _INT) for name in CUBE_COLUMNS
+if TYPE_CHECKING:
+    import polars as pl
+else:
+    from auditor.lazy import polars as pl
+
+# Column types by name ("str" or "int"): polars types are looked up when a frame is built, not at import.
+CUBE_SCHEMA: dict[str, str] = {
+    name: ("str" if name in ("event", "lib", "lib_version", "last_seen") else "int") for name in CUBE_COLUMNS
 }
-IDENTITY_SCHEMA: dict[str, Any] = {
-    name: (pl.Utf8 if name in ("kind", "key", "lib", "flag_locally_evaluated") else _INT) for name in IDENTITY_COLUMNS
+IDENTITY_SCHEMA: dict[str, str] = {
+    name: ("str" if name in ("kind", "key", "lib", "flag_locally_evaluated") else "int") for name in IDENTITY_COLUMNS
 }
 SURVEY_EVENTS = ("survey shown", "survey sent", "survey dismissed")
 SERVER_LIBS = ("posthog-node", "posthog-python", "posthog-ruby", "posthog-go", "posthog-php", "posthog-java",
                "posthog-dotnet", "posthog-elixir")
 
 
-def frame(fact: dict[str, Any], columns: tuple[str, ...], schema: dict[str, Any]) -> pl.DataFrame:
+def frame(fact: dict[str, Any], columns: tuple[str, ...], schema: dict[str, str]) -> pl.DataFrame:
     """A HogQL result as a typed frame, built column by column (50,000 rows in milliseconds). Columns are
     found by the names the response gives, so a reordered response still lands right; numbers may arrive as
     numbers or numeric strings, and a missing count is 0."""
     rows = fact.get("rows") or []
     if not rows:
-        return pl.DataFrame(schema=schema)
+        return pl.DataFrame(schema={name: polars_type(kind) for name, kind in schema.items()})
     index = {name: i for i, name in enumerate(fact.get("columns") or columns)}
     series = []
     for name in columns:
         i = index.get(name)
         values = [row[i] if i is not None and i < len(row) else None for row in rows]
-        if schema[name] == pl.Utf8:
+        if schema[name] == "str":
             series.append(pl.Series(name, [None if v is None else str(v) for v in values], dtype=pl.Utf8))
         else:
             raw = pl.Series(name, values, strict=False)
@@ -44,6 +47,10 @@ def frame(fact: dict[str, Any], columns: tuple[str, ...], schema: dict[str, Any]
                 raw = raw.str.strip_chars().replace("", None)
             series.append(raw.cast(pl.Float64, strict=False).fill_null(0).cast(pl.Int64))
     return pl.DataFrame(series)
+
+
+def polars_type(kind: str) -> Any:
+    return pl.Utf8 if kind == "str" else pl.Int64
 
 
 def cube(facts: Facts) -> pl.DataFrame:

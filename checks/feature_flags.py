@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import polars as pl
+from typing import TYPE_CHECKING, Any
 
 from auditor.facts import Facts
 from auditor.model import Finding, Severity, Status, Table, check
@@ -21,6 +19,11 @@ from checks.common import (
     truncation_note,
     within,
 )
+
+if TYPE_CHECKING:
+    import polars as pl
+else:
+    from auditor.lazy import polars as pl
 
 DOCS = "https://posthog.com/docs/feature-flags"
 BILLING_FIX = ("Evaluate flags locally on the server (with a polling interval of 5 minutes rather than 30 s), "

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import polars as pl
+from typing import TYPE_CHECKING, Any
 
 from auditor.facts import Facts
 from auditor.model import Finding, Severity, Status, Table, check
@@ -26,6 +24,11 @@ from checks.common import (
     within,
 )
 from checks.sdk_versions import LATEST_SDKS, TABLE_DATE, is_outdated
+
+if TYPE_CHECKING:
+    import polars as pl
+else:
+    from auditor.lazy import polars as pl
 
 OWNER, ADMIN = 15, 8
 

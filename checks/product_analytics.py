@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import polars as pl
+from typing import TYPE_CHECKING, Any
 
 from auditor.facts import Facts
 from auditor.model import Finding, Severity, Status, Table, check
@@ -27,6 +25,11 @@ from checks.common import (
     within,
 )
 from checks.platform import warning_counts
+
+if TYPE_CHECKING:
+    import polars as pl
+else:
+    from auditor.lazy import polars as pl
 
 DOCS = "https://posthog.com/docs"
 

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
-
-import polars as pl
+from typing import TYPE_CHECKING, Any
 
 from auditor.facts import Facts
 from auditor.model import Finding, Severity, Status, Table, check
 from auditor.queries import REPLAY_COLUMNS
 from checks.common import day, frame, latest_time, num, pct, project_timezone, share, today, truncation_note
 
+if TYPE_CHECKING:
+    import polars as pl
+else:
+    from auditor.lazy import polars as pl
+
 DOCS = "https://posthog.com/docs/session-replay"
-REPLAY_SCHEMA: dict[str, Any] = {"day": pl.Utf8, "recordings": pl.Int64, "short_recordings": pl.Int64,
-                                 "last_start": pl.Utf8}
+REPLAY_SCHEMA: dict[str, str] = {"day": "str", "recordings": "int", "short_recordings": "int", "last_start": "str"}
 
 
 def replay(facts: Facts) -> pl.DataFrame:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import polars as pl
+from typing import TYPE_CHECKING, Any
 
 from auditor.facts import Facts
 from auditor.model import Finding, Severity, Status, Table, check
 from checks.common import cube, day, event_total, identity, num, pct, share, truncation_note, within
+
+if TYPE_CHECKING:
+    import polars as pl
+else:
+    from auditor.lazy import polars as pl
 
 DOCS = "https://posthog.com/docs/surveys"
 
