@@ -18,6 +18,7 @@ from auditor.model import SCHEMA_VERSION, Check
 from auditor.posthog_api import ApiError, PostHogClient
 from auditor.registry import Registry
 from auditor.runner import needed_facts, plugin_failure_result, run_checks
+from auditor.savings import total as savings_total
 from auditor.scoring import decide_scope, read_failed, score_run
 
 
@@ -108,6 +109,8 @@ def evaluate(
         "readiness": readiness.to_dict(),
         "gate": dict(settings.gate),
         "brief": hooks.build_brief(facts, result_dicts, scope_dict),
+        # What the findings cost each month, added up from the impacts the checks stated.
+        "savings": savings_total(result_dicts),
         "stats": run_stats,
         # Only with --check/--category: which checks ran, out of how many (the reports say "no verdict").
         **({"selection": {"checks": sorted(selected), "of": len(registry.checks)}} if subset else {}),
@@ -248,6 +251,7 @@ def combine_account(runs: list[dict[str, Any]], hooks: ProductHooks | None = Non
         "categories": categories,
         "readiness": readiness,
         "brief": brief,
+        "savings": savings_total(results),
         "stats": stats,
         "projects": runs,
         **({"selection": first["selection"]} if first.get("selection") else {}),
