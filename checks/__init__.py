@@ -1,4 +1,5 @@
-"""Built-in checks, one module per product. Each check is metadata plus a pure function of the facts."""
+"""Built-in checks, one module per product. Each check is metadata plus a pure function of the facts; each
+finding is linked to where it is fixed in the customer's PostHog (checks/links.py)."""
 
 from checks import (
     data_warehouse,
@@ -10,8 +11,9 @@ from checks import (
     session_replay,
     surveys,
 )
+from checks.links import with_links
 
-BUILTIN = (
+BUILTIN = tuple(with_links(c) for c in (
     *platform.CHECKS,
     *product_analytics.CHECKS,
     *session_replay.CHECKS,
@@ -20,4 +22,4 @@ BUILTIN = (
     *data_warehouse.CHECKS,
     *error_tracking.CHECKS,
     *handover.CHECKS,
-)
+))

@@ -21,6 +21,7 @@ from checks.common import (
     truncation_note,
     within,
 )
+from checks.links import experiment_links, flag_links
 
 DOCS = "https://posthog.com/docs/feature-flags"
 BILLING_FIX = ("Evaluate flags locally on the server (with a polling interval of 5 minutes rather than 30 s), "
@@ -202,7 +203,8 @@ def stale_rollouts(facts: Facts, t: dict[str, Any]) -> Finding:
         f.get("key"), rollout(f), day(f.get("updated_at")), "?" if calls is None else calls.get(f.get("key"), 0),
         f.get("status") or "—"])
     return Finding(Status.WARN, f"{len(stale)} flag(s) fully rolled out and unchanged for {t['days']}+ days.",
-                   metrics, table, "Remove the flag from the code, then disable and delete it in PostHog.")
+                   metrics, table, "Remove the flag from the code, then disable and delete it in PostHog.",
+                   links=flag_links(facts, stale))
 
 
 @check(
@@ -228,7 +230,7 @@ def uncalled_flags(facts: Facts, t: dict[str, Any]) -> Finding:
         f.get("key"), f.get("name") or "", day(f.get("created_at")), day(f.get("updated_at"))])
     return Finding(Status.WARN, f"{len(uncalled)} of {len(flags)} active flags had no call in {t['days']} days.",
                    metrics, table, "Check whether the code still evaluates these flags (locally evaluated flags "
-                   "may not report calls); disable and delete the ones it does not.")
+                   "may not report calls); disable and delete the ones it does not.", links=flag_links(facts, uncalled))
 
 
 def targeting_kinds(flag: dict[str, Any]) -> set[str]:
@@ -293,7 +295,7 @@ def experiments(facts: Facts, t: dict[str, Any]) -> Finding:
         names = ", ".join(str(e.get("name")) for e in overdue[:3])
         return Finding(Status.WARN, f"{len(overdue)} experiment(s) running for over {t['max_running_days']} days "
                        f"({names}).", metrics, table, "Conclude them: ship the winner, end the experiment and "
-                       "remove the flag.")
+                       "remove the flag.", links=experiment_links(facts, overdue))
     return Finding(Status.PASS, f"{len(items)} experiment(s), {len(running)} running.", metrics, table)
 
 

@@ -41,6 +41,7 @@ def attested(facts: Facts) -> dict[str, Any]:
     "next steps the new owner inherits.",
     severity=Severity.BLOCKER,
     docs_url=HANDBOOK,
+    audience="internal",  # a handover precondition: PostHog's own homework, not the customer's report
     uses=("attestations", "vitally"),
     thresholds={"max_age_days": 120},
 )
@@ -77,6 +78,7 @@ def account_plan(facts: Facts, t: dict[str, Any]) -> Finding:
     "a new owner: onboard it or stop the charge before the handover.",
     severity=Severity.MAJOR,
     docs_url=HANDBOOK,
+    audience="internal",  # a handover precondition: PostHog's own homework, not the customer's report
     requires=("scope",),
     uses=("billing", "cube", "replay", "warehouse_sources", "project"),
 )
@@ -120,6 +122,7 @@ def paid_products_used(facts: Facts, t: dict[str, Any]) -> Finding:
     description="An account with unpaid invoices is not handed over: the current owner settles it first.",
     severity=Severity.BLOCKER,
     docs_url=HANDBOOK,
+    audience="internal",  # a handover precondition: PostHog's own homework, not the customer's report
     uses=("attestations", "vitally"),
 )
 def invoices_paid(facts: Facts, t: dict[str, Any]) -> Finding:
@@ -147,6 +150,7 @@ def invoices_paid(facts: Facts, t: dict[str, Any]) -> Finding:
     "attested by a person.",
     severity=Severity.MAJOR,
     docs_url=HANDBOOK,
+    audience="internal",  # a handover precondition: PostHog's own homework, not the customer's report
     uses=("attestations",),
 )
 def attestations(facts: Facts, t: dict[str, Any]) -> Finding:

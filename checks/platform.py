@@ -67,6 +67,7 @@ def events_flowing(facts: Facts, t: dict[str, Any]) -> Finding:
     docs_url="https://posthog.com/docs/settings/organizations",
     requires=("members",),
     thresholds={"min_admins": 2, "login_days": 90},
+    private_evidence=True,  # names, emails and last logins: the new owner's outreach list, not the customer's
 )
 def owners_and_admins(facts: Facts, t: dict[str, Any]) -> Finding:
     members = [m for m in facts.require("members") if isinstance(m, dict)]
