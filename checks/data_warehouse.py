@@ -7,7 +7,9 @@ from typing import Any
 
 from auditor.facts import Facts
 from auditor.model import Finding, Severity, Status, Table, check
+from checks import impact as pricing
 from checks.common import day, num, parse_time
+from checks.impact import ROWS_SYNCED, Charge
 from checks.links import source_links
 
 DOCS = "https://posthog.com/docs/data-warehouse"
@@ -143,7 +145,7 @@ def sources_healthy(facts: Facts, t: dict[str, Any]) -> Finding:
     severity=Severity.MAJOR,
     docs_url=f"{DOCS}/cutting-costs",
     requires=("warehouse_sources",),
-    uses=("warehouse_jobs", "warehouse_schemas"),
+    uses=("warehouse_jobs", "warehouse_schemas", "billing"),
     thresholds={"large_rows": 1_000_000, "huge_rows": 10_000_000},
 )
 def full_refresh_large(facts: Facts, t: dict[str, Any]) -> Finding:
@@ -155,7 +157,7 @@ def full_refresh_large(facts: Facts, t: dict[str, Any]) -> Finding:
     unknown = not_in_full(facts, full, "sync_frequency")  # no frequency: no full record, no incremental field
     if unknown:
         return unknown
-    rows, failing, listed = [], False, []
+    rows, failing, listed, resynced = [], False, [], 0
     for src, sch in full:
         per_sync = rows_per_sync(sch, jobs_by_source.get(str(src.get("id"))) or [])
         if per_sync is None or per_sync <= t["large_rows"]:
@@ -166,6 +168,8 @@ def full_refresh_large(facts: Facts, t: dict[str, Any]) -> Finding:
         rows.append([label(src, sch), per_sync, sch.get("sync_frequency"),
                      int(per_sync * per_month) if per_month else None, candidate or "none found"])
         listed.append(src)
+        if candidate and per_month:
+            resynced += int(per_sync * per_month)
     metrics = {"full_refresh_schemas": len(full), "large_full_refresh": len(rows),
                "rows_source": "recent jobs" if jobs_by_source else "table row counts"}
     if not rows:
@@ -177,8 +181,14 @@ def full_refresh_large(facts: Facts, t: dict[str, Any]) -> Finding:
     summary = f"{len(rows)} large table(s) on full refresh re-sync about {num(total_month)} rows a month."
     fix = ("Switch these schemas to incremental (or append-only) sync on the field named, under Data pipeline → "
            "Sources → schema → Sync method; where no field exists, sync less often.")
+    # Rows re-read by full refreshes of tables that could sync incrementally. An incremental sync still reads the
+    # new and changed rows, which the API does not tell: the saving is up to this, and the basis says so.
+    charge = Charge(ROWS_SYNCED, resynced, "rows", "re-synced in full from tables with an incremental field")
+    cost = pricing.impact(facts, [charge], pricing.key(facts, "warehouse-full-refresh"),
+                          caveat="an incremental sync would still read the new and changed rows (not measured), "
+                          "so the saving is up to this")
     return Finding(Status.FAIL if failing else Status.WARN, summary, metrics, table, fix,
-                   links=source_links(facts, listed))
+                   links=source_links(facts, listed), impact=cost)
 
 
 @check(

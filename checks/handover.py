@@ -6,8 +6,9 @@ from datetime import timedelta
 from typing import Any
 
 from auditor.facts import Facts
-from auditor.model import CATEGORY_TITLES, Finding, Severity, Status, Table, check
+from auditor.model import CATEGORY_TITLES, Finding, Impact, Severity, Status, Table, check
 from auditor.scoring import read_failed
+from checks import impact as pricing
 from checks.billing import monthly_amount
 from checks.common import day, parse_time
 from checks.scope import products_used
@@ -107,12 +108,52 @@ def paid_products_used(facts: Facts, t: dict[str, Any]) -> Finding:
         names = ", ".join(f"{CATEGORY_TITLES[p]} ({monthly_amount(billing, p) or 'amount unknown'})" for p in unused)
         return Finding(Status.FAIL, f"Paid but unused in 30 days: {names}.", metrics, table,
                        "Onboard the unused product before the handover, or help the customer remove it from "
-                       "their plan.")
+                       "their plan.", impact=unused_cost(facts, unused))
     unknown = [r[0] for r in rows if r[1] == "unknown"]
     if unknown:
         return Finding(Status.MANUAL, f"Usage of {', '.join(unknown)} could not be read: confirm it.", metrics,
                        table, "Check the product's usage in the customer's billing page.")
     return Finding(Status.PASS, f"All {len(rows)} paid product(s) show usage in 30 days.", metrics, table)
+
+
+def unused_cost(facts: Facts, unused: list[str]) -> Impact | None:
+    """What the paid products this project does not use cost this period, each in full (dropping a product saves
+    all of it). Billing is organization-wide: a product with billed usage is used by another project of the
+    organization, so it is no saving and is left out; one whose usage billing does not state is not priced. The
+    basis says which is which."""
+    bill = pricing.billing(facts)
+    parts, usd, priced, counted, reasons = [], 0.0, 0, 0, []
+    for product in unused:
+        title, meter = CATEGORY_TITLES[product], pricing.PRODUCT_METERS.get(product)
+        entry = pricing.find(bill, meter) if bill is not None and meter else None
+        if bill is None:
+            parts.append(f"{title}: $ unknown ({pricing.NOT_READABLE})")
+            reasons.append(pricing.NOT_READABLE)
+            counted += 1
+            continue
+        if entry is None or meter is None:
+            continue
+        usage, _ = pricing.period_usage(entry)
+        if usage is None:
+            parts.append(f"{title}: $ unknown (billing states no usage, so another project may use it)")
+            reasons.append("billing states no usage")
+            counted += 1
+        elif usage > 0:
+            parts.append(f"{title}: billed usage comes from other projects of the organization, not counted")
+        else:
+            made = pricing.whole_charge(facts, meter, "", title)
+            if made is not None and made.usd_per_month is not None:
+                parts.append(made.basis)
+                usd += made.usd_per_month
+                priced += 1
+                counted += 1
+    if not counted:
+        return None
+    bill_month = pricing.monthly_bill(bill) if bill is not None else None
+    return Impact(counted, "paid product", "; ".join(parts), round(usd, 2) if priced else None,
+                  round(usd / bill_month, 4) if priced and bill_month else None, None,
+                  pricing.org_key("paid-unused:" + ",".join(sorted(unused))),
+                  None if priced else (reasons[0] if reasons else None))
 
 
 @check(

@@ -74,6 +74,10 @@ class Charge:
     meter: Meter
     units: float
     what: str  # e.g. "$autocapture events"
+    which: str = ""  # which of them, e.g. "beyond 50% of events, used by no action"
+
+    def words(self) -> str:
+        return f"{num(self.units)} {self.what}/month" + (f" ({self.which})" if self.which else "")
 
 
 # ---- reading billing -----------------------------------------------------------------------------------------
@@ -284,7 +288,7 @@ def impact(facts: Facts, charges: list[Charge], impact_key: str, caveat: str = "
     main = charges[0]
     units = round(main.units)
     bill = billing(facts)
-    described = [f"{num(c.units)} {c.what}/month" for c in charges]
+    described = [c.words() for c in charges]
     if bill is None:
         basis = f"{described[0]}; $ unknown ({NOT_READABLE})" + (f"; {caveat}" if caveat else "")
         return Impact(units, main.meter.unit, basis, meter=main.meter.usage_key, key=impact_key,
@@ -301,7 +305,7 @@ def impact(facts: Facts, charges: list[Charge], impact_key: str, caveat: str = "
             notes.append(f"{text} not priced ({p.reason})")
             continue
         total += p.usd
-        parts.append(f"{text} {p.words} = ${p.usd:,.2f}" if p.usd else f"{text} {p.words}")
+        parts.append(f"{text} {p.words} = ${p.usd:,.2f}" if p.usd else f"{text}: {p.words}")
     bill_month = monthly_bill(bill)
     share = total / bill_month if bill_month else None
     basis = " + ".join(parts) + "".join(f"; {n}" for n in notes) + (f"; {caveat}" if caveat else "")
@@ -310,12 +314,13 @@ def impact(facts: Facts, charges: list[Charge], impact_key: str, caveat: str = "
 
 
 def unpriced(facts: Facts, units: float, unit: str, what: str, meter: Meter, impact_key: str,
-             reason: str) -> Impact | None:
+             reason: str, which: str = "") -> Impact | None:
     """Units whose billing meter is not what the data counts (e.g. flag calls, where PostHog bills requests):
     never priced, the reason said."""
     if units <= 0:
         return None
-    return Impact(round(units), unit, f"{num(units)} {what}/month; $ not priced: {reason}", meter=meter.usage_key,
+    text = Charge(meter, units, what, which).words()
+    return Impact(round(units), unit, f"{text}; $ not priced: {reason}", meter=meter.usage_key,
                   key=impact_key, unpriced_reason=reason)
 
 

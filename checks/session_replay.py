@@ -8,9 +8,11 @@ from typing import Any
 import polars as pl
 
 from auditor.facts import Facts
-from auditor.model import Finding, Severity, Status, Table, check
-from auditor.queries import REPLAY_COLUMNS
+from auditor.model import Finding, Impact, Severity, Status, Table, check
+from auditor.queries import REPLAY_COLUMNS, SHORT_RECORDING_MS
+from checks import impact as pricing
 from checks.common import day, frame, latest_time, num, pct, project_timezone, share, today, truncation_note
+from checks.impact import RECORDINGS, Charge
 
 DOCS = "https://posthog.com/docs/session-replay"
 REPLAY_SCHEMA: dict[str, Any] = {"day": pl.Utf8, "recordings": pl.Int64, "short_recordings": pl.Int64,
@@ -82,6 +84,7 @@ def recording_active(facts: Facts, t: dict[str, Any]) -> Finding:
     severity=Severity.MAJOR,
     docs_url=f"{DOCS}/how-to-control-which-sessions-you-record",
     requires=("project",),
+    uses=("replay", "billing"),
     thresholds={"pass_ms": 2000},
 )
 def minimum_duration(facts: Facts, t: dict[str, Any]) -> Finding:
@@ -101,10 +104,10 @@ def minimum_duration(facts: Facts, t: dict[str, Any]) -> Finding:
         fix = fix.replace("Minimum session duration", "each trigger group's minimum duration")
         if unset:
             return Finding(Status.FAIL, f"{len(unset)} of {len(groups)} trigger group(s) record sessions of any "
-                           f"length ({', '.join(unset[:3])}).", metrics, table, fix)
+                           f"length ({', '.join(unset[:3])}).", metrics, table, fix, impact=short_cost(facts))
         if short:
             return Finding(Status.WARN, f"{len(short)} trigger group(s) keep sessions under {t['pass_ms'] / 1000:g} s "
-                           f"({', '.join(short[:3])}).", metrics, table, fix)
+                           f"({', '.join(short[:3])}).", metrics, table, fix, impact=short_cost(facts))
         return Finding(Status.PASS, f"Every trigger group skips sessions under {t['pass_ms'] / 1000:g} s.", metrics,
                        table)
     ms = project.get("session_recording_minimum_duration_milliseconds") or 0
@@ -112,9 +115,24 @@ def minimum_duration(facts: Facts, t: dict[str, Any]) -> Finding:
     if ms >= t["pass_ms"]:
         return Finding(Status.PASS, f"Minimum duration is {ms / 1000:g} s.", metrics)
     if ms > 0:
-        return Finding(Status.WARN, f"Minimum duration is only {ms / 1000:g} s.", metrics, remediation=fix)
+        return Finding(Status.WARN, f"Minimum duration is only {ms / 1000:g} s.", metrics, remediation=fix,
+                       impact=short_cost(facts))
     return Finding(Status.FAIL, "No minimum duration: every session, however short, is recorded and billed.",
-                   metrics, remediation=fix)
+                   metrics, remediation=fix, impact=short_cost(facts))
+
+
+def short_cost(facts: Facts, days: int = 30) -> Impact | None:
+    """The recordings of the last 30 days with under 5 s of activity: billed, rarely watched. The replay data
+    counts activity, not duration, so this is what a minimum duration and recording conditions together can
+    skip; session_replay.short-recordings states the same waste under the same key (counted once)."""
+    if not facts.ok("replay"):
+        return None
+    window = since(facts, days)
+    short = int(window["short_recordings"].sum()) if window.height else 0
+    return pricing.impact(facts, [Charge(RECORDINGS, pricing.per_month(short, facts, "replay", days),
+                                         "recordings",
+                                         f"under {SHORT_RECORDING_MS // 1000} s of activity")],
+                          pricing.key(facts, "short-recordings"))
 
 
 def trigger_groups(project: dict[str, Any]) -> list[dict[str, Any]]:
@@ -281,6 +299,7 @@ def authorized_domains(facts: Facts, t: dict[str, Any]) -> Finding:
     severity=Severity.MINOR,
     docs_url=f"{DOCS}/cutting-costs",
     requires=("replay",),
+    uses=("billing",),
     thresholds={"pass_share": 0.20, "warn_share": 0.50, "days": 30},
 )
 def short_recordings(facts: Facts, t: dict[str, Any]) -> Finding:
@@ -295,7 +314,8 @@ def short_recordings(facts: Facts, t: dict[str, Any]) -> Finding:
     fix = "Set a minimum duration (≥ 2 s) and record on triggers or a linked flag instead of every session."
     if ratio <= t["pass_share"]:
         return Finding(Status.PASS, summary, metrics)
-    return Finding(Status.WARN if ratio <= t["warn_share"] else Status.FAIL, summary, metrics, remediation=fix)
+    return Finding(Status.WARN if ratio <= t["warn_share"] else Status.FAIL, summary, metrics, remediation=fix,
+                   impact=short_cost(facts, t["days"]))
 
 
 @check(

@@ -174,3 +174,19 @@ def test_the_total_counts_each_waste_once():
     assert got["unpriced_units"] == [{"unit": "$feature_flag_called event", "units_per_month": 300}]
     assert got["unpriced_reasons"] == ["flags are billed per request"]
     assert total([])["usd_per_month"] is None
+
+
+def test_the_demos_billing_agrees_with_its_own_tiers():
+    """The demo's stated amounts are what its tiers charge for its usage (as PostHog's billing computes them)."""
+    from auditor.demo import demo_billing
+
+    demo = demo_billing(datetime(2026, 11, 1, tzinfo=UTC))
+    entries = [p for p in demo["products"] if p["tiers"]] + [a for p in demo["products"] for a in p.get("addons") or []]
+    for entry in entries:
+        table = pricing.tiers(entry)
+        for usage, amount in (("current_usage", "current_amount_usd"), ("projected_usage", "projected_amount_usd")):
+            cost = pricing.graduated_cost(table, Decimal(entry[usage])).quantize(Decimal("0.01"))
+            assert cost == Decimal(entry[amount]), entry["type"]
+        assert sum(t["projected_usage"] for t in entry["tiers"]) == entry["projected_usage"]
+    charged = [e for e in entries if e["current_amount_usd"]]
+    assert Decimal(demo["projected_total_amount_usd"]) == sum(Decimal(e["projected_amount_usd"]) for e in charged)
