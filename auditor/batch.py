@@ -39,7 +39,7 @@ from auditor.config import ConfigError, Settings, parse_products, read_toml
 from auditor.model import Check
 from auditor.posthog_api import ApiError, PostHogClient, normalise_host
 from auditor.registry import Registry
-from auditor.render import FORMATS, environment, write_atomic, write_reports
+from auditor.render import FORMATS, environment, savings_headline, write_atomic, write_reports
 from auditor.vitally import read_account
 from auditor.vitally_api import VitallyClient, base_url
 
@@ -362,6 +362,8 @@ def portfolio_rows(outcomes: list[Outcome]) -> list[dict[str, Any]]:
                 change=changes.get("readiness_delta"), previous_audit=changes.get("previous_started_at"),
                 regressions=changes.get("regressions") or [],
                 top_finding=f"{recs[0]['title']}: {recs[0]['summary']}" if recs else "",
+                savings_usd=(o.run.get("savings") or {}).get("usd_per_month"),
+                savings=savings_headline(o.run.get("savings")) or "",
             )
         rows.append(row)
     return rows
@@ -382,14 +384,16 @@ def write_portfolio(out_dir: Path, rows: list[dict[str, Any]], mode: str) -> lis
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["account", "status", "verdict", "readiness", "change", *categories, "regressions",
-                     "top_finding", "report", "error"])
+                     "top_finding", "report", "error", "savings_usd_per_month"])
     for r in rows:
         cats = r.get("categories") or {}
         writer.writerow([r["account"], r["status"], r.get("verdict", ""), r.get("readiness"), r.get("change"),
                          *[cats.get(c) for c in categories], " | ".join(r.get("regressions") or []),
-                         r.get("top_finding", ""), r.get("report") or "", r.get("error") or ""])
+                         r.get("top_finding", ""), r.get("report") or "", r.get("error") or "",
+                         r.get("savings_usd")])
+    markdown = environment(markdown=True).get_template("portfolio.md.j2").render(portfolio=doc)
     outputs = {"index.html": html, "portfolio.json": json.dumps(doc, indent=2, default=str) + "\n",
-               "portfolio.csv": buffer.getvalue()}
+               "portfolio.csv": buffer.getvalue(), "portfolio.md": markdown}
     paths = []
     for name, text in outputs.items():
         write_atomic(out_dir / name, text)

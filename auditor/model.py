@@ -84,9 +84,10 @@ class Link:
 
     label: str
     url: str
+    kind: str = "fix"  # "fix": where it is fixed; "query": the HogQL the finding rests on, in the SQL editor
 
     def to_dict(self) -> dict[str, str]:
-        return {"label": self.label, "url": self.url}
+        return {"label": self.label, "url": self.url, "kind": self.kind}
 
 
 @dataclass(frozen=True)

@@ -66,21 +66,35 @@ def sdk_versions(facts: Facts, limit: int = 10) -> list[dict[str, Any]]:
 
 
 def recommendations(results: list[dict[str, Any]], scope: dict[str, Any], limit: int = 5) -> list[dict[str, Any]]:
-    """Failing and warning checks ranked by impact: paid products first, then severity, fail before warn."""
+    """Failing and warning checks ranked by impact: an in-scope blocker first; then what saves money, by dollars a
+    month where billing prices it; then paid products first, severity, fail before warn. Two findings about the
+    same waste (the same impact key) make one recommendation."""
     paid = set(scope.get("paid_products") or []) | {"platform", "handover"}
     # Handover items are PostHog's own homework (the Account Plan, attestations), not advice for the customer.
     candidates = [r for r in results if r["status"] in ("fail", "warn") and r.get("remediation")
                   and r["category"] != "handover"]
 
-    def impact(r: dict[str, Any]) -> tuple[int, int, int]:
-        return (0 if r["category"] in paid else 1, -SEVERITY_WEIGHT[Severity(r["severity"])],
-                0 if r["status"] == "fail" else 1)
+    def usd(r: dict[str, Any]) -> float:
+        return float((r.get("impact") or {}).get("usd_per_month") or 0)
 
+    def rank(r: dict[str, Any]) -> tuple[int, float, int, int, int]:
+        blocker = r["severity"] == "blocker" and r["status"] == "fail" and r["category"] in paid
+        return (0 if blocker else 1, -usd(r), 0 if r["category"] in paid else 1,
+                -SEVERITY_WEIGHT[Severity(r["severity"])], 0 if r["status"] == "fail" else 1)
+
+    chosen, wastes = [], set()
+    for r in sorted(candidates, key=rank):
+        waste = (r.get("project_id"), (r.get("impact") or {}).get("key"))
+        if waste[1] and waste in wastes:
+            continue
+        wastes.add(waste)
+        chosen.append(r)
     return [
         {"id": r["id"], "title": r["title"], "summary": r["summary"], "remediation": r["remediation"],
          "docs_url": r["docs_url"], "status": r["status"], "severity": r["severity"],
+         "impact": r.get("impact"), "links": [link for link in r.get("links") or [] if link.get("kind") != "query"],
          **({"project_name": r["project_name"]} if "project_name" in r else {})}
-        for r in sorted(candidates, key=impact)[:limit]
+        for r in chosen[:limit]
     ]
 
 

@@ -178,9 +178,9 @@ def absolute(host: str | None, project_id: Any, path: str) -> str | None:
     return f"{base}/project/{quote(str(project_id), safe='')}{path}"
 
 
-def link(facts: Facts, label: str, path: str) -> Link | None:
+def link(facts: Facts, label: str, path: str, kind: str = "fix") -> Link | None:
     url = absolute(facts.target.get("host"), facts.target.get("project_id"), path)
-    return Link(label, url) if url else None
+    return Link(label, url, kind) if url else None
 
 
 def links(facts: Facts, *items: tuple[str, str]) -> tuple[Link, ...]:
@@ -255,7 +255,7 @@ def query_links(facts: Facts, parts: tuple[str, ...]) -> tuple[Link, ...]:
         value = facts.get(part)
         days = value.get("window_days") if isinstance(value, dict) else None
         days = days if isinstance(days, int) and days > 0 else default_days
-        item = link(facts, f"Open this query in PostHog ({what}, {days} days)", sql_editor(build(days)))
+        item = link(facts, f"Open this query in PostHog ({what}, {days} days)", sql_editor(build(days)), "query")
         if item:
             made.append(item)
     return tuple(made)

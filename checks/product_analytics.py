@@ -315,7 +315,8 @@ def autocapture_cost(facts: Facts, df: pl.DataFrame, max_share: float) -> Impact
     units = pricing.per_month(excess, facts, "cube")
     return pricing.impact(facts, [
         Charge(EVENTS, units, "$autocapture events", f"beyond {pct(max_share)} of events, used by no action"),
-        Charge(PERSON_PROFILES, units * person_share, "person-processed events", "the same events, in part"),
+        Charge(PERSON_PROFILES, units * person_share, "person-processed events",
+               "the same events" if person_share >= 1 else f"{pct(person_share)} of the same events"),
     ], pricing.key(facts, "autocapture-unused"))
 
 
