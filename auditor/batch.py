@@ -154,6 +154,7 @@ class BatchContext:
     history_dir: Path | None = None
     resume: bool = False
     period: str = "day"  # day | week | month: what --resume counts as "already audited"
+    audience: str = "internal"  # whom each account's reports are for (the portfolio and history stay internal)
     vitally_factory: Callable[[], VitallyClient | None] = lambda: None
     session_factory: Callable[[AccountSpec], Any] = lambda spec: None  # tests and the demo serve accounts in-process
     telemetry: telemetry.Telemetry | None = None  # one per batch: a host that fails is warned about once
@@ -280,7 +281,7 @@ def _audit(ctx: BatchContext, spec: AccountSpec) -> dict[str, Any]:
             with ctx._history_lock:  # one writer at a time: the previous run must be read before this one lands
                 history.compare(ctx.history_dir, run, spec.name)
                 history.record_run(ctx.history_dir, run, spec.name)
-        write_reports(run, ctx.out_dir / spec.slug, ctx.formats)
+        write_reports(run, ctx.out_dir / spec.slug, ctx.formats, ctx.audience)
         written = run
     finally:
         ctx.end_writes(spec, written)

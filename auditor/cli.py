@@ -24,6 +24,7 @@ import click
 from auditor import __version__, history
 from auditor.allocation import allocate as allocate_account
 from auditor.attestations import AttestationError, load_attestations, template
+from auditor.audience import AUDIENCES, for_audience
 from auditor.audit import ProductHooks, audit_target, default_hooks, evaluate
 from auditor.batch import (
     AccountSpec,
@@ -131,6 +132,9 @@ def cli() -> None:
 # The default lives in config (Settings): the help text reads it, so the two cannot drift apart again.
 @click.option("--concurrency", type=click.IntRange(1, MAX_CONCURRENCY),
               help=f"Parallel requests [default: {DEFAULT_CONCURRENCY}, or [audit] concurrency].")
+@click.option("--audience", type=click.Choice(AUDIENCES), default="internal", show_default=True,
+              help="internal: the account owner's report (gate, attestations, brief); customer: a report to send the "
+              "customer (health, fixes, savings, links; nothing internal).")
 @click.option("--no-plugins", is_flag=True, help="Do not load third-party checks.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing on success.")
 def audit(**opts: Any) -> None:
@@ -144,7 +148,7 @@ def _audit(
     attestations_path: str | None, vitally_account: str | None, push_vitally: bool, vitally_dry_run: bool,
     report_url: str | None, mode: str, history_dir: str | None, only: tuple[str, ...], categories: tuple[str, ...],
     save_facts: str | None, from_facts: str | None, demo: bool, concurrency: int | None, no_plugins: bool,
-    quiet: bool,
+    quiet: bool, audience: str = "internal",
 ) -> int:
     registry = load_registry(plugins=not no_plugins)
     settings = load_settings(config_path, registry.checks)
@@ -202,7 +206,7 @@ def _audit(
     if history_dir:
         history.compare(Path(history_dir), run)
         history.record_run(Path(history_dir), run)
-    paths = write_reports(run, Path(out_dir), out_formats)
+    paths = write_reports(run, Path(out_dir), out_formats, audience)  # history and Vitally keep the internal run
     if not demo and not from_facts:  # one event per audited account, as in batch; not for the demo or a re-run
         account = run["target"].get("organization_name") or run["target"].get("project_name")
         Telemetry(settings.telemetry).send(run, str(account or history.account_key(run)))
@@ -224,7 +228,8 @@ def _audit(
             say(f"  - {reason}")
         if len(readiness["reasons"]) > 5:
             say(f"  … and {len(readiness['reasons']) - 5} more (see the report)")
-        say("Reports: " + ", ".join(str(p) for p in paths))
+        heading = "Reports for the customer: " if audience == "customer" else "Reports: "
+        say(heading + ", ".join(str(p) for p in paths))
         vitally_fact = run["facts"].get("vitally") or {}
         if vitally_fact.get("status") == "error":
             say(f"warning: {vitally_fact.get('error')}", err=True)
@@ -342,8 +347,11 @@ def api_error_message(exc: ApiError, host: str) -> tuple[str, int]:
 @click.argument("report", type=click.Path(dir_okay=False))
 @click.option("--format", "formats", multiple=True, help="html, json, md [default: html].")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Write here instead of stdout.")
-def render(report: str, formats: tuple[str, ...], out_dir: str | None) -> None:
-    """Re-render a report.json as HTML, Markdown or JSON."""
+@click.option("--audience", type=click.Choice(AUDIENCES), default="internal", show_default=True,
+              help="internal: the account owner's report (gate, attestations, brief); customer: a report to send the "
+              "customer (health, fixes, savings, links; nothing internal).")
+def render(report: str, formats: tuple[str, ...], out_dir: str | None, audience: str) -> None:
+    """Re-render a report.json as HTML, Markdown or JSON (for the customer with --audience customer)."""
 
     def go() -> int:
         try:
@@ -355,11 +363,12 @@ def render(report: str, formats: tuple[str, ...], out_dir: str | None) -> None:
         chosen = parse_formats(formats or ("html",))
         try:
             if out_dir:
-                for path in write_reports(run, Path(out_dir), chosen):
+                for path in write_reports(run, Path(out_dir), chosen, audience):
                     say(str(path))
             else:
+                view = for_audience(check_run_result(run), audience)
                 for fmt in chosen:
-                    click.echo(RENDERERS[fmt](run), nl=False)
+                    click.echo(RENDERERS[fmt](view), nl=False)
         except ValueError as exc:
             fail(f"{report}: {exc}")
         return 0
@@ -401,9 +410,12 @@ def attest(init: bool, out_path: str, account: str, force: bool) -> None:
 @click.option("--format", "formats", multiple=True, help="Per-account reports: html, json, md [default: all].")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False))
 @click.option("--no-plugins", is_flag=True)
+@click.option("--audience", type=click.Choice(AUDIENCES), default="internal", show_default=True,
+              help="internal: the account owner's report (gate, attestations, brief); customer: a report to send the "
+              "customer (health, fixes, savings, links; nothing internal). The portfolio stays the owner's.")
 def batch(accounts_file: str | None, from_vitally: bool, host: str | None, out_dir: str, mode: str, parallel: int,
           history_dir: str, no_history: bool, resume: bool, period: str, formats: tuple[str, ...],
-          config_path: str | None, no_plugins: bool) -> None:
+          config_path: str | None, no_plugins: bool, audience: str) -> None:
     """Audit a book of accounts: a report each, plus a portfolio page, JSON and CSV."""
 
     def go() -> int:
@@ -426,7 +438,7 @@ def batch(accounts_file: str | None, from_vitally: bool, host: str | None, out_d
             registry=registry, checks=list(registry.checks.values()), settings=settings, hooks=default_hooks(),
             out_dir=Path(out_dir), formats=parse_formats(formats), mode=mode,
             history_dir=None if no_history else Path(history_dir), resume=resume, period=period,
-            vitally_factory=vitally_factory(settings))
+            vitally_factory=vitally_factory(settings), audience=audience)
         outcomes = _run_with_progress(ctx, specs, parallel)  # writes the portfolio too
         failed = [o for o in outcomes if o.status == "failed"]
         good = [o for o in outcomes if o.run and o.run["readiness"]["ready"]]

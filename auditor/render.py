@@ -12,7 +12,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
-from auditor.model import SCHEMA_VERSION
+from auditor.model import CATEGORY_TITLES, SCHEMA_VERSION
 from auditor.text import neutralise
 
 FORMATS = ("html", "json", "md")
@@ -62,9 +62,11 @@ def environment(markdown: bool = False) -> Environment:
     env.filters["category_label"] = category_label
     env.filters["category_score"] = category_score_text
     env.filters["usd"] = format_usd
+    env.filters["titles"] = lambda ids: [CATEGORY_TITLES.get(i, i) for i in ids or []]
     env.filters["units"] = format_units
     env.filters["impact_text"] = impact_text
     env.globals["savings_headline"] = savings_headline
+    env.globals["for_customer"] = lambda run: isinstance(run, dict) and run.get("audience") == "customer"
     env.globals["grouped"] = grouped_results
     env.globals["ordered_findings"] = ordered_findings
     env.globals["ACTION_SECTIONS"] = ACTION_SECTIONS
@@ -254,7 +256,11 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
-def write_reports(run: dict[str, Any], out_dir: Path, formats: list[str]) -> list[Path]:
+def write_reports(run: dict[str, Any], out_dir: Path, formats: list[str], audience: str = "internal") -> list[Path]:
+    """The reports of a run for an audience: every format from the same view (auditor/audience.py)."""
+    from auditor.audience import for_audience
+
+    run = for_audience(check_run_result(run), audience)
     # Render everything first so a template error leaves the previous reports untouched.
     rendered = {fmt: RENDERERS[fmt](run) for fmt in formats}
     paths = []
