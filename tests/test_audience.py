@@ -181,3 +181,36 @@ def test_render_rejects_an_unknown_audience(tmp_path):
     path.write_text("{}")
     result = CliRunner().invoke(cli, ["render", str(path), "--audience", "public"])
     assert result.exit_code == 2 and "public" in result.output
+
+
+@pytest.mark.parametrize("scenario", ["with_sibling"], indirect=True)
+def test_an_account_of_several_projects_for_the_customer(standin, tmp_path, monkeypatch):
+    monkeypatch.setattr("auditor.posthog_api.default_sleep", lambda seconds: None)
+    args = ["audit", "--host", standin.url, "--project", standin.scenario.project_id, "--all-projects", "--no-plugins"]
+    env = {"POSTHOG_PERSONAL_API_KEY": standin.api_key}
+    internal = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "i")], env=env)
+    customer = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "c"), "--audience", "customer"], env=env)
+    assert internal.exit_code == customer.exit_code == 1, customer.output
+    run = json.loads((tmp_path / "c" / "report.json").read_text())
+    assert len(run["projects"]) == 2 and all(p["audience"] == "customer" for p in run["projects"])
+    for name in ("report.html", "report.md", "report.json"):
+        text = (tmp_path / "c" / name).read_text()
+        assert found(text, ("handover", "attest", "vitally", "new owner")) == [], name
+        assert not re.search(r"[\w.+-]+@hedgebox\.net", text), name
+    # Each project's waste is its own; the account's total adds them, each once.
+    full = json.loads((tmp_path / "i" / "report.json").read_text())
+    per_project = [p["savings"]["usd_per_month"] or 0 for p in full["projects"]]
+    assert full["savings"]["usd_per_month"] == pytest.approx(sum(per_project), abs=0.011)
+
+
+def test_the_customers_report_renders_in_chromium_with_no_script(tmp_path):
+    from tests.test_browser import audit_dom, browse
+
+    result = CliRunner().invoke(cli, ["audit", "--demo", "--audience", "customer", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1
+    dom = audit_dom(browse(tmp_path / "out" / "report.html", tmp_path, "demo-customer-report.png"))
+    text = " ".join(dom.text)
+    assert "PostHog health check: Hedgebox (production)" in text and "Potential savings: $" in text
+    assert "What to fix first" in text and "Open in PostHog" in text and "Health per product" in text
+    assert found(text, ("handover", "new owner", "attest")) == []
+    assert dom.scripts == 0 and not dom.handlers and not dom.js_links
