@@ -13,6 +13,7 @@ from auditor.queries import REPLAY_COLUMNS, SHORT_RECORDING_MS
 from checks import impact as pricing
 from checks.common import day, frame, latest_time, num, pct, project_timezone, share, today, truncation_note
 from checks.impact import RECORDINGS, Charge
+from checks.links import links, setting
 
 DOCS = "https://posthog.com/docs/session-replay"
 REPLAY_SCHEMA: dict[str, Any] = {"day": pl.Utf8, "recordings": pl.Int64, "short_recordings": pl.Int64,
@@ -284,8 +285,11 @@ def authorized_domains(facts: Facts, t: dict[str, Any]) -> Finding:
         return off
     domains = [d for d in facts.require("project").get("recording_domains") or [] if d]
     if domains:
+        # PostHog shows this (deprecated) setting only while domains are set (SettingsMap allowForTeam); with none,
+        # the finding links to the recording conditions' URL triggers that replace it (checks/links.py).
         return Finding(Status.PASS, f"Recordings are accepted from {len(domains)} authorized domain(s).",
-                       {"recording_domains": len(domains)}, Table.of(["domain"], [[d] for d in domains]))
+                       {"recording_domains": len(domains)}, Table.of(["domain"], [[d] for d in domains]),
+                       links=links(facts, ("Authorized domains for replay", setting("replay-authorized-domains"))))
     return Finding(Status.FAIL, "No authorized domains: recordings are accepted from any origin.",
                    {"recording_domains": 0}, remediation="Add the production domains under Project settings → "
                    "Session replay → Authorized domains.")
