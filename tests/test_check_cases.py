@@ -118,3 +118,24 @@ def test_every_check_has_case_file_with_pass_and_fail() -> None:
             assert {"pass", "fail"} <= statuses or {"pass", "warn"} <= statuses, \
                 f"{check_id} needs at least a passing and a failing case, has {sorted(statuses)}"
         assert "error" in statuses or check.meta.requires == (), f"{check_id} needs a case whose fact failed"
+
+
+@pytest.mark.parametrize(("check_id", "case"), load_cases())
+def test_every_judged_case_links_to_where_it_is_fixed(check_id: str, case: dict[str, Any]) -> None:
+    """Each case's finding, once judged, links to the places checks/links.py names for its check, in the audited
+    project; a finding that did not apply or could not be judged links nowhere."""
+    from checks.links import FIX_LINKS, absolute
+
+    settings = Settings()
+    if case.get("thresholds"):
+        settings.check_overrides[check_id] = case["thresholds"]
+    target = case.get("target") or TARGET
+    result = run_check(REGISTRY.checks[check_id], build_facts(case.get("facts") or {}, case.get("as_of", AS_OF),
+                                                              case.get("target")), settings)
+    urls = [link["url"] for link in result.links]
+    if result.status in ("skip", "error"):
+        assert urls == []
+        return
+    for _, path in FIX_LINKS.get(check_id, ()):
+        assert absolute(target["host"], target["project_id"], path) in urls
+    assert all(url.startswith(target["host"]) for url in urls)
