@@ -585,6 +585,8 @@ def vitally_push(report: str, account: str, report_url: str | None, dry_run: boo
             fail(f"{report}: {exc}")
         if run.get("selection"):
             fail(f"{report} covers a subset of checks (--check/--category): push a full audit")
+        if run.get("audience") == "customer":  # its gate, reasons and handover items were left out
+            fail(f"{report} is the customer's report (--audience customer): push the internal report.json")
         settings = load_settings(config_path, load_registry(plugins=False).checks)
         client = make_vitally_client(settings, dry_run=dry_run)
         unresolved: list[str] = []

@@ -214,3 +214,11 @@ def test_the_customers_report_renders_in_chromium_with_no_script(tmp_path):
     assert "What to fix first" in text and "Open in PostHog" in text and "Health per product" in text
     assert found(text, ("handover", "new owner", "attest")) == []
     assert dom.scripts == 0 and not dom.handlers and not dom.js_links
+
+
+def test_the_customers_report_is_not_pushed_to_vitally(tmp_path, monkeypatch):
+    monkeypatch.setenv("VITALLY_API_KEY", "sk_test")
+    CliRunner().invoke(cli, ["audit", "--demo", "--audience", "customer", "--format", "json", "--out", str(tmp_path)])
+    result = CliRunner().invoke(cli, ["vitally", "push", str(tmp_path / "report.json"), "--account", "a",
+                                      "--dry-run"])
+    assert result.exit_code == 2 and "customer's report" in result.output
