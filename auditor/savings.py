@@ -40,10 +40,10 @@ def total(results: list[dict[str, Any]]) -> dict[str, Any]:
     for impact in unpriced:
         unit = str(impact.get("unit") or "unit")
         units[unit] = units.get(unit, 0) + float(impact.get("units_per_month") or 0)
-    shares = [i.get("share_of_bill") for i in priced]
+    shares = [float(i["share_of_bill"]) for i in priced if i.get("share_of_bill") is not None]
     return {
         "usd_per_month": round(sum(float(i["usd_per_month"]) for i in priced), 2) if priced else None,
-        "share_of_bill": round(sum(float(s) for s in shares), 4) if priced and None not in shares else None,
+        "share_of_bill": round(sum(shares), 4) if priced and len(shares) == len(priced) else None,
         "findings": len(impacts),
         "priced": len(priced),
         "unpriced": len(unpriced),
