@@ -81,6 +81,9 @@ class Outputs:
     vitally: VitallyClient | None = None  # read the account (paid products, notes); with push, write back
     push_vitally: bool = False
     report_url: str | None = None
+    # Who the reports are for: "internal" (PostHog's people), or "customer" (auditor/audience.py). The history,
+    # Vitally and telemetry always keep the internal run.
+    audience: str = "internal"
     gate: WriteGate = field(default_factory=AlwaysWrite)
 
 
@@ -180,7 +183,7 @@ def deliver(run: RunResult, account: Account, outputs: Outputs, renamed: Mapping
                 history.compare(outputs.history_dir, run, account.name, renamed)
                 history.record_run(outputs.history_dir, run, account.name)
         if outputs.out_dir is not None:
-            reports = write_reports(run, outputs.out_dir, list(outputs.formats))
+            reports = write_reports(run, outputs.out_dir, list(outputs.formats), outputs.audience)
         written = run
     finally:
         outputs.gate.end(written)

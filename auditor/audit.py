@@ -19,6 +19,7 @@ from auditor.posthog_api import ApiError, PostHogClient
 from auditor.registry import Registry
 from auditor.result import FactStatus, Result, RunResult, Stats, Target
 from auditor.runner import needed_facts, plugin_failure_result, run_checks
+from auditor.savings import total as savings_total
 from auditor.scoring import combine_categories, combine_readiness, decide_scope, read_failed, score_run
 
 
@@ -86,6 +87,8 @@ def evaluate(
         "readiness": readiness.to_dict(),
         "gate": dict(settings.gate),
         "brief": catalogue.brief(facts, result_dicts, scope_dict) if catalogue.brief else {},
+        # What the findings cost each month, added up from the impacts the checks stated.
+        "savings": savings_total(result_dicts),
         "stats": run_stats,
     }
     if subset:  # only with --check/--category: which checks ran, out of how many (the reports say "no verdict")
@@ -215,6 +218,7 @@ def combine_account(runs: list[RunResult], catalogue: Catalogue) -> RunResult:
         "categories": categories,
         "readiness": readiness,
         "brief": brief,
+        "savings": savings_total(results),
         "stats": stats,
         "projects": runs,
     }

@@ -40,7 +40,7 @@ from auditor.config import ConfigError, Settings, parse_products, read_toml
 from auditor.model import Check
 from auditor.posthog_api import ApiError, normalise_host
 from auditor.registry import Registry, builtin_registry
-from auditor.render import FORMATS, environment, write_atomic
+from auditor.render import FORMATS, environment, savings_headline, write_atomic
 from auditor.result import RunResult
 from auditor.vitally_api import VitallyClient, base_url
 
@@ -154,6 +154,7 @@ class BatchContext:
     history_dir: Path | None = None
     resume: bool = False
     period: str = "day"  # day | week | month: what --resume counts as "already audited"
+    audience: str = "internal"  # whom each account's reports are for (the portfolio and history stay internal)
     vitally_factory: Callable[[], VitallyClient | None] = lambda: None
     session_factory: Callable[[AccountSpec], Any] = lambda spec: None  # tests and the demo serve accounts in-process
     telemetry: telemetry.Telemetry | None = None  # one per batch: a host that fails is warned about once
@@ -269,7 +270,7 @@ def _audit(ctx: BatchContext, spec: AccountSpec) -> Delivered:
     vitally = ctx.vitally_factory() if spec.vitally_account else None
     outputs = Outputs(mode=ctx.mode, out_dir=ctx.out_dir / spec.slug, formats=ctx.formats,
                       history_dir=ctx.history_dir, telemetry=ctx.telemetry, vitally=vitally,
-                      push_vitally=ctx.push_vitally and vitally is not None, gate=ctx)
+                      push_vitally=ctx.push_vitally and vitally is not None, audience=ctx.audience, gate=ctx)
     try:
         return audit_account(account, ctx.registry, ctx.checks, ctx.settings, outputs)
     except WritesStopped:
@@ -349,6 +350,8 @@ def portfolio_rows(outcomes: list[Outcome]) -> list[dict[str, Any]]:
                 change=changes.get("readiness_delta"), previous_audit=changes.get("previous_started_at"),
                 regressions=changes.get("regressions") or [],
                 top_finding=f"{recs[0]['title']}: {recs[0]['summary']}" if recs else "",
+                savings_usd=(o.run.get("savings") or {}).get("usd_per_month"),
+                savings=savings_headline(o.run.get("savings")) or "",
             )
         rows.append(row)
     return rows
@@ -369,14 +372,16 @@ def write_portfolio(out_dir: Path, rows: list[dict[str, Any]], mode: str) -> lis
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["account", "status", "verdict", "readiness", "change", *categories, "regressions",
-                     "top_finding", "report", "error"])
+                     "top_finding", "report", "error", "savings_usd_per_month"])
     for r in rows:
         cats = r.get("categories") or {}
         writer.writerow([r["account"], r["status"], r.get("verdict", ""), r.get("readiness"), r.get("change"),
                          *[cats.get(c) for c in categories], " | ".join(r.get("regressions") or []),
-                         r.get("top_finding", ""), r.get("report") or "", r.get("error") or ""])
+                         r.get("top_finding", ""), r.get("report") or "", r.get("error") or "",
+                         r.get("savings_usd")])
+    markdown = environment(markdown=True).get_template("portfolio.md.j2").render(portfolio=doc)
     outputs = {"index.html": html, "portfolio.json": json.dumps(doc, indent=2, default=str) + "\n",
-               "portfolio.csv": buffer.getvalue()}
+               "portfolio.csv": buffer.getvalue(), "portfolio.md": markdown}
     paths = []
     for name, text in outputs.items():
         write_atomic(out_dir / name, text)

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import click
 
 from auditor import __version__
+from auditor.audience import AUDIENCES
 from auditor.config import DEFAULT_API_KEY_ENV, DEFAULT_CONCURRENCY, MAX_CONCURRENCY
 from auditor.errors import (
     EXIT_BROKEN_PIPE,
@@ -129,6 +130,9 @@ def command(group: click.Group, name: str | None = None) -> Callable[[Callable[.
 # The default lives in config (Settings): the help text reads it, so the two cannot drift apart again.
 @click.option("--concurrency", type=click.IntRange(1, MAX_CONCURRENCY),
               help=f"Parallel requests [default: {DEFAULT_CONCURRENCY}, or [audit] concurrency].")
+@click.option("--audience", type=click.Choice(AUDIENCES), default="internal", show_default=True,
+              help="internal: the account owner's report (gate, attestations, brief); customer: a report to send the "
+              "customer (health, fixes, savings, links; nothing internal).")
 @click.option("--no-plugins", is_flag=True, help="Do not load third-party checks.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing on success.")
 def audit(
@@ -137,7 +141,7 @@ def audit(
     attestations_path: str | None, vitally_account: str | None, push_vitally: bool, vitally_dry_run: bool,
     report_url: str | None, mode: str, history_dir: str | None, only: tuple[str, ...], categories: tuple[str, ...],
     save_facts: str | None, from_facts: str | None, demo: bool, concurrency: int | None, no_plugins: bool,
-    quiet: bool,
+    audience: str, quiet: bool,
 ) -> int:
     """Audit one PostHog project and write the reports."""
     from auditor.account import Account, Outputs, assess, deliver, reassess
@@ -171,7 +175,7 @@ def audit(
         # one event per audited account, as in batch; not for the demo or a re-run of saved facts
         telemetry=None if demo or from_facts else Telemetry(settings.telemetry),
         vitally=make_vitally_client(settings, dry_run=vitally_dry_run) if vitally_account else None,
-        push_vitally=push_vitally, report_url=report_url)
+        push_vitally=push_vitally, report_url=report_url, audience=audience)  # history and Vitally: internal
 
     if from_facts:
         run = reassess(_saved_facts(from_facts), account, registry, checks, settings, outputs)
@@ -185,7 +189,7 @@ def audit(
                 err=True)
     delivered = deliver(run, account, outputs, registry.renamed())
     if not quiet:
-        print_verdict(delivered, mode)
+        print_verdict(delivered, mode, audience)
     if outputs.vitally is not None and push_vitally:
         if delivered.vitally_failure is not None:
             raise vitally_error(delivered.vitally_failure, outputs.vitally)
@@ -263,7 +267,7 @@ def api_error(exc: ApiError, host: str) -> AuditorError:
     return UsageError(str(exc))
 
 
-def print_verdict(delivered: Delivered, mode: str) -> None:
+def print_verdict(delivered: Delivered, mode: str, audience: str = "internal") -> None:
     run = delivered.run
     readiness = run["readiness"]
     score = "unknown" if readiness["score"] is None else f"{readiness['score']:.0f}/100"
@@ -282,7 +286,8 @@ def print_verdict(delivered: Delivered, mode: str) -> None:
         say(f"  - {reason}")
     if len(readiness["reasons"]) > 5:
         say(f"  … and {len(readiness['reasons']) - 5} more (see the report)")
-    say("Reports: " + ", ".join(str(p) for p in delivered.reports))
+    heading = "Reports for the customer: " if audience == "customer" else "Reports: "
+    say(heading + ", ".join(str(p) for p in delivered.reports))
     vitally_fact: Mapping[str, Any] = run["facts"].get("vitally") or {}
     if vitally_fact.get("status") == "error":
         say(f"warning: {vitally_fact.get('error')}", err=True)
@@ -347,6 +352,8 @@ def vitally_push(report: str, account: str, report_url: str | None, dry_run: boo
     run = check_run_result(_read_report(report))
     if run.get("selection"):
         raise UsageError(f"{report} covers a subset of checks (--check/--category): push a full audit")
+    if run.get("audience") == "customer":  # its gate, reasons and handover items were left out
+        raise UsageError(f"{report} is the customer's report (--audience customer): push the internal report.json")
     registry = load_registry(plugins=False)
     settings = load_settings(config_path, registry.checks, registry.catalogue)
     client = make_vitally_client(settings, dry_run=dry_run)
@@ -467,19 +474,24 @@ def write_allocations(path: Path, rows: list[dict[str, Any]]) -> None:
 @click.argument("report", type=click.Path(dir_okay=False))
 @click.option("--format", "formats", multiple=True, help="html, json, md [default: html].")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Write here instead of stdout.")
-def render(report: str, formats: tuple[str, ...], out_dir: str | None) -> int:
-    """Re-render a report.json as HTML, Markdown or JSON."""
-    from auditor.render import RENDERERS, write_reports
+@click.option("--audience", type=click.Choice(AUDIENCES), default="internal", show_default=True,
+              help="internal: the account owner's report (gate, attestations, brief); customer: a report to send the "
+              "customer (health, fixes, savings, links; nothing internal).")
+def render(report: str, formats: tuple[str, ...], out_dir: str | None, audience: str) -> int:
+    """Re-render a report.json as HTML, Markdown or JSON (for the customer with --audience customer)."""
+    from auditor.audience import for_audience
+    from auditor.render import RENDERERS, check_run_result, write_reports
 
     run = _read_report(report)
     chosen = parse_formats(formats or ("html",))
     try:
         if out_dir:
-            for path in write_reports(run, Path(out_dir), chosen):
+            for path in write_reports(run, Path(out_dir), chosen, audience):
                 say(str(path))
         else:
+            view = for_audience(check_run_result(run), audience)
             for fmt in chosen:
-                click.echo(RENDERERS[fmt](run), nl=False)
+                click.echo(RENDERERS[fmt](view), nl=False)
     except ValueError as exc:
         raise UsageError(f"{report}: {exc}") from None
     return 0
@@ -590,9 +602,12 @@ def list_checks(fmt: str, no_plugins: bool) -> int:
               help="Write each audited account's traits and note to its Vitally account (accounts that name one).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False))
 @click.option("--no-plugins", is_flag=True)
+@click.option("--audience", type=click.Choice(AUDIENCES), default="internal", show_default=True,
+              help="internal: the account owner's report (gate, attestations, brief); customer: a report to send the "
+              "customer (health, fixes, savings, links; nothing internal). The portfolio stays the owner's.")
 def batch(accounts_file: str | None, from_vitally: bool, host: str | None, out_dir: str, mode: str, parallel: int,
           history_dir: str, no_history: bool, resume: bool, period: str, formats: tuple[str, ...],
-          push_vitally: bool, config_path: str | None, no_plugins: bool) -> int:
+          push_vitally: bool, config_path: str | None, no_plugins: bool, audience: str) -> int:
     """Audit a book of accounts: a report each, plus a portfolio page, JSON and CSV."""
     from auditor.batch import BatchContext, load_accounts, specs_from_vitally, vitally_factory
     from auditor.config import load_settings
@@ -622,7 +637,7 @@ def batch(accounts_file: str | None, from_vitally: bool, host: str | None, out_d
         registry=registry, checks=list(registry.checks.values()), settings=settings,
         out_dir=Path(out_dir), formats=parse_formats(formats), mode=mode,
         history_dir=None if no_history else Path(history_dir), resume=resume, period=period,
-        vitally_factory=vitally_factory(settings), push_vitally=push_vitally)
+        vitally_factory=vitally_factory(settings), push_vitally=push_vitally, audience=audience)
     outcomes = _run_with_progress(ctx, specs, parallel)  # writes the portfolio too
     failed = [o for o in outcomes if o.status == "failed"]
     good = [o for o in outcomes if o.run and o.run["readiness"]["ready"]]

@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from functools import lru_cache
 from io import BytesIO
 from pathlib import Path
@@ -333,23 +334,7 @@ def demo_scenario(now: datetime | None = None) -> Scenario:
         {"type": "cannot_merge_already_identified", "category": "identity", "severity": "warning", "count": 37,
          "last_seen": ago(hours=20), "sparkline": [5, 6, 4, 7, 5, 6, 4], "samples": []},
     ]
-    billing = {
-        "customer_id": "cus_DemoHedgebox", "has_active_subscription": True, "deactivated": False,
-        "billing_period": {"current_period_start": ago(days=12), "current_period_end": _iso(now + timedelta(days=18)),
-                           "interval": "month"},
-        "current_total_amount_usd": "2184.50",
-        "products": [
-            {"type": "product_analytics", "name": "Product analytics", "subscribed": True,
-             "current_amount_usd": "1410.00", "usage_key": "events",
-             "addons": [{"type": "group_analytics", "name": "Group analytics", "subscribed": True,
-                         "current_amount_usd": "212.00"}]},
-            {"type": "session_replay", "name": "Session replay", "subscribed": True, "current_amount_usd": "430.50"},
-            {"type": "feature_flags", "name": "Feature flags", "subscribed": True, "current_amount_usd": "132.00"},
-            {"type": "surveys", "name": "Surveys", "subscribed": False, "current_amount_usd": None},
-            {"type": "data_warehouse", "name": "Data warehouse", "subscribed": False, "current_amount_usd": None},
-            {"type": "error_tracking", "name": "Error tracking", "subscribed": False, "current_amount_usd": None},
-        ],
-    }
+    billing = demo_billing(now)
     playlists = [
         {"id": 1, "short_id": "pl1", "name": "Checkout errors", "deleted": False, "last_modified_at": ago(days=20)},
         {"id": 2, "short_id": "pl2", "name": "New signups", "deleted": False, "last_modified_at": ago(days=64)},
@@ -448,6 +433,98 @@ def demo_scenario(now: datetime | None = None) -> Scenario:
         plain={"groups_types/": groups, "sdk_health/report/": sdk_health, "ingestion_warnings_v2/": warnings,
                "/api/billing/": billing, f"external_data_sources/{source['id']}/jobs/": warehouse_jobs},
     )
+
+
+# ---- the demo's billing: GET /api/billing/ as PostHog's billing service answers it --------------------------------
+#
+# Shapes from frontend/src/types.ts (BillingType, BillingProductV2Type, BillingTierType) and the fixtures
+# frontend/src/mocks/fixtures/_billing.tsx and _billing_v2.json: money as decimal strings, usage as numbers, `up_to`
+# the cumulative top of a tier (null: the last), each tier's current/projected usage and amount filled in.
+# Rates are PostHog's published list prices of 2024-25 (posthog.com billing-products fixture) where known; the
+# demo organization is billed for more than the demo project's sampled events (as a real organization with more
+# traffic would be). Amounts are worked out from the tiers, so they always agree with them.
+
+DEMO_TIERS: dict[str, list[tuple[int | None, str]]] = {
+    "product_analytics": [(1_000_000, "0"), (2_000_000, "0.00005"), (15_000_000, "0.0000343"),
+                          (50_000_000, "0.0000295"), (100_000_000, "0.0000218"), (250_000_000, "0.000015"),
+                          (None, "0.000009")],
+    "enhanced_persons": [(1_000_000, "0"), (2_000_000, "0.000198"), (15_000_000, "0.0000697"),
+                         (50_000_000, "0.000036"), (100_000_000, "0.0000146"), (250_000_000, "0.0000037"),
+                         (None, "0.000001")],
+    "group_analytics": [(1_000_000, "0"), (2_000_000, "0.000071"), (15_000_000, "0.00003"),
+                        (50_000_000, "0.0000212"), (100_000_000, "0.0000141"), (250_000_000, "0.0000071"),
+                        (None, "0.0000035")],
+    "session_replay": [(5_000, "0"), (15_000, "0.005"), (50_000, "0.0035"), (150_000, "0.003"),
+                       (500_000, "0.002"), (None, "0.0015")],
+    "feature_flags": [(1_000_000, "0"), (2_000_000, "0.0001"), (10_000_000, "0.000045"), (50_000_000, "0.000025"),
+                      (None, "0.00001")],
+}
+
+
+def _tiers(rates: list[tuple[int | None, str]], current: int, projected: int) -> tuple[list[dict[str, Any]], str, str]:
+    """Graduated tiers with each tier's share of the current and projected usage, and the two amounts."""
+    tiers, totals, low = [], [Decimal(0), Decimal(0)], 0
+    for up_to, rate in rates:
+        width = (up_to - low) if up_to is not None else None
+        used = [max(0, min(u - low, width) if width is not None else u - low) for u in (current, projected)]
+        amounts = [Decimal(rate) * n for n in used]
+        totals = [t + a for t, a in zip(totals, amounts, strict=True)]
+        tiers.append({"flat_amount_usd": "0", "unit_amount_usd": rate, "up_to": up_to,
+                      "current_amount_usd": f"{amounts[0]:.2f}", "current_usage": used[0],
+                      "projected_usage": used[1], "projected_amount_usd": f"{amounts[1]:.2f}"})
+        low = up_to if up_to is not None else low
+    return tiers, f"{totals[0]:.2f}", f"{totals[1]:.2f}"
+
+
+def _product(kind: str, name: str, usage_key: str | None, unit: str, current: int, projected: int,
+             **extra: Any) -> dict[str, Any]:
+    tiers, current_usd, projected_usd = _tiers(DEMO_TIERS[kind], current, projected)
+    return {"type": kind, "name": name, "usage_key": usage_key, "unit": unit, "subscribed": True, "tiered": True,
+            "tiers": tiers, "free_allocation": 0, "unit_amount_usd": None, "current_usage": current,
+            "projected_usage": projected, "current_amount_usd": current_usd, "projected_amount_usd": projected_usd,
+            "usage_limit": None, "has_exceeded_limit": False, **extra}
+
+
+def _free(kind: str, name: str, usage_key: str, unit: str, free: int, current: int) -> dict[str, Any]:
+    """A product on the free plan (`tiers: null`, usage capped at the free allocation)."""
+    return {"type": kind, "name": name, "usage_key": usage_key, "unit": unit, "subscribed": False, "tiered": False,
+            "tiers": None, "free_allocation": free, "unit_amount_usd": None, "current_usage": current,
+            "projected_usage": current, "current_amount_usd": None, "projected_amount_usd": None, "addons": []}
+
+
+def demo_billing(now: datetime) -> dict[str, Any]:
+    """Day 12 of a 30-day period: usage so far, and billing's projection for the whole period."""
+    def ago(**kw: float) -> str:
+        return _iso(now - timedelta(**kw))
+
+    persons = _product("enhanced_persons", "Person profiles", "enhanced_persons_events", "event", 2_120_000,
+                       5_300_000, inclusion_only=True, subscribed=False, included_with_main_product=True)
+    groups = _product("group_analytics", "Group analytics", None, "event", 4_200_000, 10_500_000)
+    analytics = _product("product_analytics", "Product analytics", "events", "event", 4_200_000, 10_500_000,
+                         addons=[persons, groups])
+    products = [
+        analytics,
+        _product("session_replay", "Session replay", "recordings", "recording", 24_800, 62_000, addons=[]),
+        _product("feature_flags", "Feature flags", "feature_flag_requests", "request", 2_000_000, 5_000_000,
+                 addons=[]),
+        _free("surveys", "Surveys", "survey_responses", "survey response", 250, 60),
+        _free("data_warehouse", "Data warehouse", "rows_synced", "row", 1_000_000, 1_000_000),
+        _free("error_tracking", "Error tracking", "exceptions", "exception", 100_000, 520),
+    ]
+    charged = [p for p in products if p["subscribed"]] + [persons, groups]
+
+    def total(field: str) -> str:
+        return f"{sum(Decimal(p[field]) for p in charged):.2f}"
+
+    return {
+        "customer_id": "cus_DemoHedgebox", "has_active_subscription": True, "deactivated": False,
+        "subscription_level": "paid", "billing_plan": "paid",
+        "billing_period": {"current_period_start": ago(days=12), "current_period_end": _iso(now + timedelta(days=18)),
+                           "interval": "month"},
+        "current_total_amount_usd": total("current_amount_usd"),
+        "projected_total_amount_usd": total("projected_amount_usd"),
+        "products": products,
+    }
 
 
 def scenario_variant(base: Scenario, change: Callable[[Scenario], None]) -> Scenario:

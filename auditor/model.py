@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the facts module imports the API client: only its type is needed here
     from auditor.facts import Facts
-    from auditor.result import Evidence, Result
+    from auditor.result import Evidence, ImpactResult, LinkResult, Result
 
 SCHEMA_VERSION = 1
 EVIDENCE_ROW_CAP = 50
@@ -60,6 +60,40 @@ class Table:
 
 
 @dataclass(frozen=True)
+class Impact:
+    """What a finding costs the customer each month, as the check that found it states it: the wasted units and
+    their billing meter, and (when the check could price them from the customer's own billing) their dollars.
+    The engine only carries it and adds it up; pricing is product knowledge and lives with the checks."""
+
+    units_per_month: float
+    unit: str  # what is counted, e.g. "event", "recording", "row"
+    basis: str  # the figure in words, e.g. "312,000 $autocapture events/month × $0.000045 at your current tier"
+    usd_per_month: float | None = None  # None: not priced (say why in unpriced_reason)
+    share_of_bill: float | None = None  # usd_per_month over the monthly bill; None when either is unknown
+    meter: str | None = None  # the billing meter the units are billed on (a usage key, e.g. "events")
+    # What is wasted, named so that two findings about the same waste count once in a total (the larger wins).
+    key: str | None = None
+    unpriced_reason: str | None = None  # e.g. "billing not readable"
+
+    def to_dict(self) -> ImpactResult:
+        return {"units_per_month": self.units_per_month, "unit": self.unit, "usd_per_month": self.usd_per_month,
+                "share_of_bill": self.share_of_bill, "basis": self.basis, "meter": self.meter, "key": self.key,
+                "unpriced_reason": self.unpriced_reason}
+
+
+@dataclass(frozen=True)
+class Link:
+    """A place in the customer's PostHog (where the finding is fixed, or its query, live)."""
+
+    label: str
+    url: str
+    kind: str = "fix"  # "fix": where it is fixed; "query": the HogQL the finding rests on, in the SQL editor
+
+    def to_dict(self) -> LinkResult:
+        return {"label": self.label, "url": self.url, "kind": self.kind}
+
+
+@dataclass(frozen=True)
 class Finding:
     """What a check function returns."""
 
@@ -70,6 +104,8 @@ class Finding:
     remediation: str = ""
     # Some checks matter more when the customer pays for the feature (e.g. group analytics).
     severity: Severity | None = None
+    impact: Impact | None = None  # what the finding costs each month, when it wastes billed units
+    links: tuple[Link, ...] = ()  # where in PostHog it is fixed, and its query
 
     def evidence(self) -> Evidence:
         return {"metrics": dict(self.metrics), "table": self.table.to_dict() if self.table else None}
@@ -97,6 +133,10 @@ class CheckMeta:
     required: bool = False
     # Former ids of this check: history and Vitally traits recorded under them still belong to it.
     aliases: tuple[str, ...] = ()
+    # Who may read the result: "all", or "internal" (PostHog's own people: left out of the customer's report).
+    audience: str = "all"
+    # The evidence names people (emails, last logins): the customer's report keeps the finding, not its evidence.
+    private_evidence: bool = False
 
 
 @dataclass(frozen=True)
@@ -147,6 +187,8 @@ def check(
     thresholds: Mapping[str, Any] | None = None,
     required: bool = False,
     aliases: tuple[str, ...] = (),
+    audience: str = "all",
+    private_evidence: bool = False,
 ) -> Callable[[CheckFn], Check]:
     """Declare a check: metadata plus a pure function of (facts, thresholds) -> Finding."""
 
@@ -164,6 +206,8 @@ def check(
             thresholds=dict(thresholds or {}),
             required=required,
             aliases=tuple(aliases),
+            audience=audience,
+            private_evidence=private_evidence,
         )
         return Check(meta=meta, fn=fn, source=fn.__module__.split(".")[0])
 
@@ -183,6 +227,10 @@ class CheckResult:
     docs_url: str
     error: str | None = None
     description: str = ""
+    impact: ImpactResult | None = None
+    links: list[LinkResult] = field(default_factory=list)
+    audience: str = "all"
+    private_evidence: bool = False
 
     @property
     def score(self) -> float | None:
@@ -209,4 +257,9 @@ class CheckResult:
             "remediation": self.remediation,
             "docs_url": self.docs_url,
             "error": self.error,
+            # Added with issue 16; a consumer that does not know them reads the rest as before.
+            "impact": self.impact,
+            "links": self.links,
+            "audience": self.audience,
+            "private_evidence": self.private_evidence,
         }

@@ -68,6 +68,13 @@ def environment(markdown: bool = False) -> Environment:
     env.filters["pct"] = format_pct
     env.filters["category_label"] = category_label
     env.filters["category_score"] = category_score_text
+    env.filters["usd"] = format_usd
+    # Product ids as their titles, from the run's own scope (which names every product one can pay for).
+    env.filters["titles"] = lambda ids, names: [(names or {}).get(i, i) for i in ids or []]
+    env.filters["units"] = format_units
+    env.filters["impact_text"] = impact_text
+    env.globals["savings_headline"] = savings_headline
+    env.globals["for_customer"] = lambda run: isinstance(run, dict) and run.get("audience") == "customer"
     env.globals["grouped"] = grouped_results
     env.globals["ordered_findings"] = ordered_findings
     env.globals["ACTION_SECTIONS"] = ACTION_SECTIONS
@@ -85,6 +92,48 @@ def gauge_arc(score: Any) -> str:
 def format_pct(share: Any) -> str:
     value = float(share or 0) * 100
     return "0%" if value == 0 else ("<0.1%" if value < 0.1 else (f"{value:.1f}%" if value < 10 else f"{value:.0f}%"))
+
+
+def format_usd(value: Any) -> str:
+    amount = float(value or 0)
+    return "<$0.01" if 0 < amount < 0.005 else f"${amount:,.2f}"
+
+
+def format_units(count: Any, unit: str) -> str:
+    """"145 recordings", "1 paid product"."""
+    n = float(count or 0)
+    text = f"{n:,.0f}"
+    return f"{text} {unit}" if round(n) == 1 else f"{text} {unit}s"
+
+
+def impact_text(impact: dict[str, Any] | None) -> str:
+    """One finding's cost in a few words: "$0.43/month (0.03% of the bill)", or its units with "$ unknown"."""
+    if not impact:
+        return ""
+    if impact.get("usd_per_month") is not None:
+        share = impact.get("share_of_bill")
+        return f"{format_usd(impact['usd_per_month'])}/month" + \
+            (f" ({format_pct(share)} of the bill)" if share else "")
+    reason = impact.get("unpriced_reason") or "not priced"
+    return f"{format_units(impact.get('units_per_month'), impact.get('unit') or 'unit')}/month, $ unknown ({reason})"
+
+
+def savings_headline(savings: dict[str, Any] | None) -> str | None:
+    """The run's savings as every output opens with them (HTML, Markdown, the Vitally note): "Potential savings:
+    $X/month (Y% of the bill)", or the units with "$ unknown" when billing could not price them."""
+    if not isinstance(savings, dict):
+        return None  # a report from before savings were computed
+    if not savings.get("findings"):
+        return "Potential savings: none found by these checks"
+    units = ", ".join(f"{format_units(u['units_per_month'], u['unit'])}/month" for u in savings.get("unpriced_units")
+                      or [])
+    reasons = "; ".join(savings.get("unpriced_reasons") or []) or "not priced"
+    if savings.get("usd_per_month") is None:
+        return f"Potential savings: {units}, $ unknown ({reasons})"
+    share = savings.get("share_of_bill")
+    text = f"Potential savings: {format_usd(savings['usd_per_month'])}/month" + \
+        (f" ({format_pct(share)} of the bill)" if share is not None else "")
+    return text + (f", plus {units} not priced ({reasons})" if units else "")
 
 
 def format_score(value: Any) -> str:
@@ -215,7 +264,11 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
-def write_reports(run: Mapping[str, Any], out_dir: Path, formats: list[str]) -> list[Path]:
+def write_reports(run: Mapping[str, Any], out_dir: Path, formats: list[str], audience: str = "internal") -> list[Path]:
+    """The reports of a run for an audience: every format from the same view (auditor/audience.py)."""
+    from auditor.audience import for_audience
+
+    run = for_audience(check_run_result(run), audience)
     # Render everything first so a template error leaves the previous reports untouched.
     rendered = {fmt: RENDERERS[fmt](run) for fmt in formats}
     paths = []

@@ -1,6 +1,6 @@
 """The RunResult: the JSON an audit produces, and the only thing renderers, history, Vitally and telemetry read.
 It is a public contract (`schema_version`), so its shape is written down here as types and pinned by a golden
-file (tests/data/golden_run.json). New keys may be added; existing ones keep their meaning."""
+file (tests/data/golden_demo_run.json). New keys may be added; existing ones keep their meaning."""
 
 from __future__ import annotations
 
@@ -35,6 +35,37 @@ class Evidence(TypedDict):
     table: dict[str, Any] | None  # {columns, rows (at most 50), total_rows}
 
 
+class ImpactResult(TypedDict):
+    """What a finding costs each month (model.Impact)."""
+
+    units_per_month: float
+    unit: str
+    usd_per_month: float | None  # None: not priced (unpriced_reason says why)
+    share_of_bill: float | None
+    basis: str
+    meter: str | None
+    key: str | None  # what is wasted: two findings with the same key count once in a total
+    unpriced_reason: str | None
+
+
+class LinkResult(TypedDict):
+    label: str
+    url: str
+    kind: str  # fix | query
+
+
+class Savings(TypedDict):
+    """The findings' monthly costs added up, each waste once (auditor/savings.py)."""
+
+    usd_per_month: float | None
+    share_of_bill: float | None
+    findings: int
+    priced: int
+    unpriced: int
+    unpriced_units: list[dict[str, Any]]  # [{unit, units_per_month}]
+    unpriced_reasons: list[str]
+
+
 class Result(TypedDict):
     id: str
     category: str
@@ -48,6 +79,10 @@ class Result(TypedDict):
     remediation: str
     docs_url: str
     error: str | None
+    impact: ImpactResult | None  # what it costs each month, when it wastes billed units
+    links: list[LinkResult]  # where in the customer's PostHog it is fixed, and its query
+    audience: str  # all | internal (left out of the customer's report)
+    private_evidence: bool  # its evidence names people: the customer's report leaves it out
     project_id: NotRequired[str | None]  # in an account of several projects
     project_name: NotRequired[str]
 
@@ -95,6 +130,7 @@ class RunResult(TypedDict):
     readiness: ReadinessResult
     gate: dict[str, float]
     brief: dict[str, Any]  # the new owner's brief, as the checks package writes it
+    savings: Savings
     stats: Stats
     selection: NotRequired[dict[str, Any]]  # --check/--category: which checks ran, of how many
     projects: NotRequired[list[RunResult]]  # an account of several projects: each one's own result
@@ -102,3 +138,4 @@ class RunResult(TypedDict):
     account: NotRequired[str]  # a batch: the account's name
     changes: NotRequired[dict[str, Any] | None]  # with a history: what changed since the last audit
     trend: NotRequired[list[dict[str, Any]]]  # with a history: readiness over the recorded runs
+    audience: NotRequired[str]  # "customer": the customer's report (auditor/audience.py); else the owner's

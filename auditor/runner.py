@@ -49,6 +49,11 @@ def run_check(check: Check, facts: Facts, settings: Settings) -> CheckResult:
         docs_url=meta.docs_url,
         error=summary if status == Status.ERROR else None,
         description=meta.description,
+        # Passed through as the check states them: the engine prices nothing and builds no URL.
+        impact=finding.impact.to_dict() if finding.impact is not None else None,
+        links=[link.to_dict() for link in finding.links],
+        audience=meta.audience,
+        private_evidence=meta.private_evidence,
     )
 
 
@@ -86,6 +91,8 @@ def _error(check: Check, reason: str) -> CheckResult:
         docs_url=meta.docs_url,
         error=reason,
         description=meta.description,
+        audience=meta.audience,
+        private_evidence=meta.private_evidence,
     )
 
 

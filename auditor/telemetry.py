@@ -40,6 +40,9 @@ def event_properties(run: Mapping[str, Any], account: str) -> dict[str, Any]:
         "failed_checks": sorted({r["id"] for r in run["results"] if r["status"] == "fail"}),
         "tool_version": run.get("tool_version"),
         "run_id": run["run_id"],
+        # What the findings cost a month at the customer's own tiers (None: billing not readable, or none found).
+        "savings_usd_per_month": (run.get("savings") or {}).get("usd_per_month"),
+        "savings_share_of_bill": (run.get("savings") or {}).get("share_of_bill"),
     }
     for category in run["categories"]:
         props[f"score_{category['id']}"] = category["score"]

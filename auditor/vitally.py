@@ -10,7 +10,7 @@ from typing import Any
 
 from auditor.catalogue import Catalogue
 from auditor.posthog_api import ApiError
-from auditor.render import category_label, category_score_text
+from auditor.render import category_label, category_score_text, impact_text, savings_headline
 from auditor.text import neutralise
 from auditor.vitally_api import VitallyClient
 
@@ -130,6 +130,9 @@ def note_for(run: Mapping[str, Any], account_id: str, report_url: str | None) ->
         if run.get("mode") == "health" else ("ready" if readiness["ready"] else "not ready")
     parts = [f"<p><strong>{_html(verdict.capitalize())}</strong> — readiness {_html(score)} for "
              f"{_html(str(run['target'].get('project_name') or run['target'].get('project_id')))}.</p>"]
+    headline = savings_headline(run.get("savings"))
+    if headline:  # worded as the HTML and Markdown reports open
+        parts.append(f"<p><strong>{_html(headline)}</strong></p>")
     if readiness["reasons"]:
         parts.append("<ul>" + "".join(f"<li>{_html(r)}</li>" for r in readiness["reasons"][:8]) + "</ul>")
     parts.append("<p>" + ", ".join(  # worded as in the HTML and Markdown reports
@@ -137,7 +140,8 @@ def note_for(run: Mapping[str, Any], account_id: str, report_url: str | None) ->
         for c in run["categories"] if c["in_scope"]) + "</p>")
     recs = run.get("brief", {}).get("top_recommendations") or []
     if recs:
-        parts.append("<ol>" + "".join(f"<li><strong>{_html(r['title'])}</strong>: {_html(r['summary'])} "
+        parts.append("<ol>" + "".join(f"<li><strong>{_html(r['title'])}</strong>: {_html(r['summary'])}"
+                                      f"{_recommendation_extras(r)} "
                                       f"(<a href=\"{_html(r['docs_url'])}\">docs</a>)</li>" for r in recs) + "</ol>")
     if report_url:
         parts.append(f"<p><a href=\"{_html(report_url)}\">Full report</a></p>")
@@ -149,6 +153,15 @@ def note_for(run: Mapping[str, Any], account_id: str, report_url: str | None) ->
         "noteDate": run["started_at"],
         "tags": [NOTE_TAG],
     }
+
+
+def _recommendation_extras(rec: dict[str, Any]) -> str:
+    """What a recommendation costs, and where in PostHog it is fixed."""
+    text = f" Costs {_html(impact_text(rec['impact']))}." if rec.get("impact") else ""
+    links = [link for link in rec.get("links") or [] if link.get("url", "").startswith(("https://", "http://"))]
+    if links:
+        text += f" <a href=\"{_html(links[0]['url'])}\">Open in PostHog</a>"
+    return text
 
 
 def push_run(client: VitallyClient, run: Mapping[str, Any], account_id: str, report_url: str | None = None,

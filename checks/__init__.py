@@ -1,5 +1,6 @@
 """Built-in checks, one module per product, and the product catalogue. Each check is metadata plus a pure function
-of the facts; the catalogue (checks/catalog.py) tells the engine what each product is."""
+of the facts; the catalogue (checks/catalog.py) tells the engine what each product is; each finding is linked to
+where it is fixed in the customer's PostHog (checks/links.py)."""
 
 from checks import (
     data_warehouse,
@@ -13,8 +14,9 @@ from checks import (
 )
 from checks.brief import BRIEF_FACTS, build_brief, recommendations
 from checks.catalog import CATALOG
+from checks.links import with_links
 
-BUILTIN = (
+BUILTIN = tuple(with_links(c) for c in (
     *platform.CHECKS,
     *product_analytics.CHECKS,
     *session_replay.CHECKS,
@@ -23,6 +25,6 @@ BUILTIN = (
     *data_warehouse.CHECKS,
     *error_tracking.CHECKS,
     *handover.CHECKS,
-)
+))
 
 __all__ = ["BRIEF_FACTS", "BUILTIN", "CATALOG", "build_brief", "recommendations"]

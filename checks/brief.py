@@ -82,11 +82,11 @@ def engagement(vitally: dict[str, Any] | None) -> str:
             f"{str(outbound or 'never')[:10]}, {notes} note(s) in Vitally.")
 
 
-
-
 def recommendations(results: Sequence[Mapping[str, Any]], scope: Mapping[str, Any],
                     limit: int = 5) -> list[dict[str, Any]]:
-    """Failing and warning checks ranked by impact: paid products first, then severity, fail before warn."""
+    """Failing and warning checks ranked by impact: an in-scope blocker first; then what saves money, by dollars a
+    month where billing prices it; then paid products first, severity, fail before warn. Two findings about the
+    same waste (the same impact key) make one recommendation."""
     # Paid products come first, with the categories judged whatever is paid for (not among those one can pay for).
     payable = set(scope.get("products") or {})
     paid = set(scope.get("paid_products") or []) | {r["category"] for r in results if r["category"] not in payable}
@@ -94,15 +94,28 @@ def recommendations(results: Sequence[Mapping[str, Any]], scope: Mapping[str, An
     candidates = [r for r in results if r["status"] in ("fail", "warn") and r.get("remediation")
                   and r["category"] != "handover"]
 
-    def impact(r: Mapping[str, Any]) -> tuple[int, int, int]:
-        return (0 if r["category"] in paid else 1, -SEVERITY_WEIGHT[Severity(r["severity"])],
-                0 if r["status"] == "fail" else 1)
+    def usd(r: Mapping[str, Any]) -> float:
+        return float((r.get("impact") or {}).get("usd_per_month") or 0)
 
+    def rank(r: Mapping[str, Any]) -> tuple[int, float, int, int, int]:
+        blocker = r["severity"] == "blocker" and r["status"] == "fail" and r["category"] in paid
+        return (0 if blocker else 1, -usd(r), 0 if r["category"] in paid else 1,
+                -SEVERITY_WEIGHT[Severity(r["severity"])], 0 if r["status"] == "fail" else 1)
+
+    chosen: list[Mapping[str, Any]] = []
+    wastes: set[tuple[Any, Any]] = set()
+    for r in sorted(candidates, key=rank):
+        waste = (r.get("project_id"), (r.get("impact") or {}).get("key"))
+        if waste[1] and waste in wastes:
+            continue
+        wastes.add(waste)
+        chosen.append(r)
     return [
         {"id": r["id"], "title": r["title"], "summary": r["summary"], "remediation": r["remediation"],
          "docs_url": r["docs_url"], "status": r["status"], "severity": r["severity"],
+         "impact": r.get("impact"), "links": [link for link in r.get("links") or [] if link.get("kind") != "query"],
          **({"project_name": r["project_name"]} if "project_name" in r else {})}
-        for r in sorted(candidates, key=impact)[:limit]
+        for r in chosen[:limit]
     ]
 
 

@@ -7,7 +7,10 @@ from typing import Any
 
 from auditor.facts import Facts
 from auditor.model import Finding, Severity, Status, Table, check
+from checks import impact as pricing
 from checks.common import day, num, parse_time
+from checks.impact import ROWS_SYNCED, Charge
+from checks.links import source_links
 
 DOCS = "https://posthog.com/docs/data-warehouse"
 # The API reports BillingLimitReached / BillingLimitTooLow as these strings; fixtures also show "Error".
@@ -101,12 +104,13 @@ def sources_healthy(facts: Facts, t: dict[str, Any]) -> Finding:
         return Finding(Status.FAIL, "No warehouse source is connected.", {"sources": 0},
                        remediation="Connect the sources the customer needs (Stripe, Postgres, Hubspot…) under "
                        "Data pipeline → Sources.")
-    broken, late, unknown = [], [], []
+    broken, late, unknown, troubled = [], [], [], []
     for src, sch in syncing_schemas(facts):
         status = str(sch.get("status") or "")
         if status.lower() in BROKEN_STATUSES:
             error = (sch.get("latest_error") or "")[:200]
             broken.append([label(src, sch), status, error, day(sch.get("last_synced_at"))])
+            troubled.append(src)
             continue
         if "sync_frequency" not in sch:
             unknown.append((src, sch))  # whether it is late cannot be told without its frequency
@@ -117,6 +121,7 @@ def sources_healthy(facts: Facts, t: dict[str, Any]) -> Finding:
         if overdue and status.lower() != "paused":
             late.append([label(src, sch), f"late (syncs every {sch.get('sync_frequency')})", "",
                          day(sch.get("last_synced_at"))])
+            troubled.append(src)
     schemas = syncing_schemas(facts)
     metrics = {"sources": len(srcs), "syncing_schemas": len(schemas), "broken": len(broken), "late": len(late)}
     table = Table.of(["schema", "status", "latest error", "last synced"], broken + late) if broken or late else None
@@ -127,7 +132,7 @@ def sources_healthy(facts: Facts, t: dict[str, Any]) -> Finding:
         return Finding(Status.FAIL, f"{len(broken)} schema(s) failing or billing-limited and {len(late)} behind "
                        f"schedule, of {len(schemas)} syncing.", metrics, table,
                        "Open each schema under Data pipeline → Sources, fix the error (credentials, permissions, "
-                       "a raised billing limit) and resync.")
+                       "a raised billing limit) and resync.", links=source_links(facts, troubled))
     return Finding(Status.PASS, f"{len(srcs)} source(s), {len(schemas)} schema(s) syncing on schedule.", metrics)
 
 
@@ -140,7 +145,7 @@ def sources_healthy(facts: Facts, t: dict[str, Any]) -> Finding:
     severity=Severity.MAJOR,
     docs_url=f"{DOCS}/cutting-costs",
     requires=("warehouse_sources",),
-    uses=("warehouse_jobs", "warehouse_schemas"),
+    uses=("warehouse_jobs", "warehouse_schemas", "billing"),
     thresholds={"large_rows": 1_000_000, "huge_rows": 10_000_000},
 )
 def full_refresh_large(facts: Facts, t: dict[str, Any]) -> Finding:
@@ -153,7 +158,7 @@ def full_refresh_large(facts: Facts, t: dict[str, Any]) -> Finding:
     if unknown:
         return unknown
     rows: list[list[Any]] = []
-    failing = False
+    failing, listed, resynced = False, [], 0
     for src, sch in full:
         per_sync = rows_per_sync(sch, jobs_by_source.get(str(src.get("id"))) or [])
         if per_sync is None or per_sync <= t["large_rows"]:
@@ -163,6 +168,9 @@ def full_refresh_large(facts: Facts, t: dict[str, Any]) -> Finding:
         failing = failing or candidate is not None or per_sync > t["huge_rows"]
         rows.append([label(src, sch), per_sync, sch.get("sync_frequency"),
                      int(per_sync * per_month) if per_month else None, candidate or "none found"])
+        listed.append(src)
+        if candidate and per_month:
+            resynced += int(per_sync * per_month)
     metrics = {"full_refresh_schemas": len(full), "large_full_refresh": len(rows),
                "rows_source": "recent jobs" if jobs_by_source else "table row counts"}
     if not rows:
@@ -174,7 +182,14 @@ def full_refresh_large(facts: Facts, t: dict[str, Any]) -> Finding:
     summary = f"{len(rows)} large table(s) on full refresh re-sync about {num(total_month)} rows a month."
     fix = ("Switch these schemas to incremental (or append-only) sync on the field named, under Data pipeline → "
            "Sources → schema → Sync method; where no field exists, sync less often.")
-    return Finding(Status.FAIL if failing else Status.WARN, summary, metrics, table, fix)
+    # Rows re-read by full refreshes of tables that could sync incrementally. An incremental sync still reads the
+    # new and changed rows, which the API does not tell: the saving is up to this, and the basis says so.
+    charge = Charge(ROWS_SYNCED, resynced, "rows", "re-synced in full from tables with an incremental field")
+    cost = pricing.impact(facts, [charge], pricing.key(facts, "warehouse-full-refresh"),
+                          caveat="an incremental sync would still read the new and changed rows (not measured), "
+                          "so the saving is up to this")
+    return Finding(Status.FAIL if failing else Status.WARN, summary, metrics, table, fix,
+                   links=source_links(facts, listed), impact=cost)
 
 
 @check(
@@ -196,15 +211,16 @@ def sync_frequency(facts: Facts, t: dict[str, Any]) -> Finding:
     unknown = not_in_full(facts, full, "sync_frequency")
     if unknown:
         return unknown
-    often = [[label(src, sch), sch.get("sync_frequency")] for src, sch in full
-             if FREQUENCY_HOURS.get(sch.get("sync_frequency") or "", 1e9) < t["min_hours"]]
+    frequent = [(src, sch) for src, sch in full
+                if FREQUENCY_HOURS.get(sch.get("sync_frequency") or "", 1e9) < t["min_hours"]]
+    often = [[label(src, sch), sch.get("sync_frequency")] for src, sch in frequent]
     metrics = {"full_refresh_schemas": len(full), "more_than_daily": len(often)}
     if not often:
         return Finding(Status.PASS, f"{len(full)} full-refresh schema(s), none more often than daily.", metrics)
     return Finding(Status.WARN, f"{len(often)} full-refresh schema(s) sync more often than every "
                    f"{t['min_hours']} h.", metrics, Table.of(["schema", "frequency"], often),
                    "Sync full-refresh tables daily (or weekly) unless the customer needs fresher data; better, "
-                   "switch them to incremental.")
+                   "switch them to incremental.", links=source_links(facts, [src for src, _ in frequent]))
 
 
 @check(

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from auditor.facts import Facts
-from auditor.model import Finding, Severity, Status, Table, check
+from auditor.model import Finding, Impact, Severity, Status, Table, check
+from checks import impact as pricing
 from checks.common import (
     SERVER_LIBS,
     cube,
@@ -19,6 +20,8 @@ from checks.common import (
     truncation_note,
     within,
 )
+from checks.impact import FLAG_REQUESTS
+from checks.links import experiment_links, flag_links
 
 if TYPE_CHECKING:
     import polars as pl
@@ -133,18 +136,32 @@ def call_volume(facts: Facts, t: dict[str, Any]) -> Finding:
     table = Table.of(["flag", "lib", "calls (30 d)", "sessions"], [list(r) for r in by_key.iter_rows()]) \
         if by_key.height else None
     if flag_only_ratio > t["flag_only_share"]:
+        flag_only_calls = int(flag_only["events"].sum()) if flag_only.height else 0
         return Finding(Status.FAIL, f"{pct(flag_only_ratio)} of distinct ids ({num(flag_only_ids)}) appear only in "
                        "flag calls: server-side checks with throwaway ids create billable persons.",
-                       metrics, table, BILLING_FIX)
+                       metrics, table, BILLING_FIX,
+                       impact=flag_calls_cost(facts, flag_only_calls, "from ids seen only in flag calls"))
     if per_session is None:
         why = "no events carry a session" if not totals["sessions"] else "the calls carry no session (server-side)"
         return Finding(Status.PASS, f"{num(calls)} flag calls; not judged per session: {why}.", metrics, table)
     summary = f"{per_session:.1f} $feature_flag_called per session ({num(calls)} in 30 days)."
+    excess = session_calls - t["pass_per_session"] * totals["sessions"]
+    what = f"beyond {t['pass_per_session']:g} per session"
     if per_session > t["warn_per_session"]:
-        return Finding(Status.FAIL, summary, metrics, table, BILLING_FIX)
+        return Finding(Status.FAIL, summary, metrics, table, BILLING_FIX, impact=flag_calls_cost(facts, excess, what))
     if per_session > t["pass_per_session"]:
-        return Finding(Status.WARN, summary, metrics, table, BILLING_FIX)
+        return Finding(Status.WARN, summary, metrics, table, BILLING_FIX, impact=flag_calls_cost(facts, excess, what))
     return Finding(Status.PASS, summary, metrics, table)
+
+
+def flag_calls_cost(facts: Facts, calls: float, what: str) -> Impact | None:
+    """Flag calls in units only: PostHog bills flag requests (`/flags`, local evaluation ×10), not the
+    `$feature_flag_called` events the data counts, and how many requests stand behind them is not measured
+    (posthog/tasks/usage_report.py leaves $feature_flag_called out of billed events)."""
+    return pricing.unpriced(facts, pricing.per_month(calls, facts, "cube"), "$feature_flag_called event",
+                            "$feature_flag_called events", FLAG_REQUESTS, pricing.key(facts, "flag-calls"),
+                            "PostHog bills flag requests, not $feature_flag_called events, and the requests behind "
+                            "these calls are not measured", which=what)
 
 
 @check(
@@ -205,7 +222,8 @@ def stale_rollouts(facts: Facts, t: dict[str, Any]) -> Finding:
         f.get("key"), rollout(f), day(f.get("updated_at")), "?" if calls is None else calls.get(f.get("key"), 0),
         f.get("status") or "—"])
     return Finding(Status.WARN, f"{len(stale)} flag(s) fully rolled out and unchanged for {t['days']}+ days.",
-                   metrics, table, "Remove the flag from the code, then disable and delete it in PostHog.")
+                   metrics, table, "Remove the flag from the code, then disable and delete it in PostHog.",
+                   links=flag_links(facts, stale))
 
 
 @check(
@@ -231,7 +249,7 @@ def uncalled_flags(facts: Facts, t: dict[str, Any]) -> Finding:
         f.get("key"), f.get("name") or "", day(f.get("created_at")), day(f.get("updated_at"))])
     return Finding(Status.WARN, f"{len(uncalled)} of {len(flags)} active flags had no call in {t['days']} days.",
                    metrics, table, "Check whether the code still evaluates these flags (locally evaluated flags "
-                   "may not report calls); disable and delete the ones it does not.")
+                   "may not report calls); disable and delete the ones it does not.", links=flag_links(facts, uncalled))
 
 
 def targeting_kinds(flag: dict[str, Any]) -> set[str]:
@@ -296,7 +314,7 @@ def experiments(facts: Facts, t: dict[str, Any]) -> Finding:
         names = ", ".join(str(e.get("name")) for e in overdue[:3])
         return Finding(Status.WARN, f"{len(overdue)} experiment(s) running for over {t['max_running_days']} days "
                        f"({names}).", metrics, table, "Conclude them: ship the winner, end the experiment and "
-                       "remove the flag.")
+                       "remove the flag.", links=experiment_links(facts, overdue))
     return Finding(Status.PASS, f"{len(items)} experiment(s), {len(running)} running.", metrics, table)
 
 

@@ -6,8 +6,9 @@ from datetime import timedelta
 from typing import Any
 
 from auditor.facts import Facts
-from auditor.model import Finding, Severity, Status, Table, check
+from auditor.model import Finding, Impact, Severity, Status, Table, check
 from auditor.scoring import read_failed
+from checks import impact as pricing
 from checks.billing import monthly_amount
 from checks.common import day, parse_time
 
@@ -40,6 +41,7 @@ def attested(facts: Facts) -> dict[str, Any]:
     "next steps the new owner inherits.",
     severity=Severity.BLOCKER,
     docs_url=HANDBOOK,
+    audience="internal",  # a handover precondition: PostHog's own homework, not the customer's report
     uses=("attestations", "vitally"),
     thresholds={"max_age_days": 120},
     required=True,  # no handover without a current Account Plan, whatever else the account scores
@@ -77,6 +79,7 @@ def account_plan(facts: Facts, t: dict[str, Any]) -> Finding:
     "a new owner: onboard it or stop the charge before the handover.",
     severity=Severity.MAJOR,
     docs_url=HANDBOOK,
+    audience="internal",  # a handover precondition: PostHog's own homework, not the customer's report
     requires=("scope",),
     uses=("billing", "cube", "replay", "warehouse_sources", "project"),
 )
@@ -105,12 +108,52 @@ def paid_products_used(facts: Facts, t: dict[str, Any]) -> Finding:
         names = ", ".join(f"{titles.get(p, p)} ({monthly_amount(billing, p) or 'amount unknown'})" for p in unused)
         return Finding(Status.FAIL, f"Paid but unused in 30 days: {names}.", metrics, table,
                        "Onboard the unused product before the handover, or help the customer remove it from "
-                       "their plan.")
+                       "their plan.", impact=unused_cost(facts, unused, titles))
     unknown = [r[0] for r in rows if r[1] == "unknown"]
     if unknown:
         return Finding(Status.MANUAL, f"Usage of {', '.join(unknown)} could not be read: confirm it.", metrics,
                        table, "Check the product's usage in the customer's billing page.")
     return Finding(Status.PASS, f"All {len(rows)} paid product(s) show usage in 30 days.", metrics, table)
+
+
+def unused_cost(facts: Facts, unused: list[str], titles: dict[str, str]) -> Impact | None:
+    """What the paid products this project does not use cost this period, each in full (dropping a product saves
+    all of it). Billing is organization-wide: a product with billed usage is used by another project of the
+    organization, so it is no saving and is left out; one whose usage billing does not state is not priced. The
+    basis says which is which."""
+    bill = pricing.billing(facts)
+    parts, usd, priced, counted, reasons = [], 0.0, 0, 0, []
+    for product in unused:
+        title, meter = titles.get(product, product), pricing.PRODUCT_METERS.get(product)
+        entry = pricing.find(bill, meter) if bill is not None and meter else None
+        if bill is None:
+            parts.append(f"{title}: $ unknown ({pricing.NOT_READABLE})")
+            reasons.append(pricing.NOT_READABLE)
+            counted += 1
+            continue
+        if entry is None or meter is None:
+            continue
+        usage, _ = pricing.period_usage(entry)
+        if usage is None:
+            parts.append(f"{title}: $ unknown (billing states no usage, so another project may use it)")
+            reasons.append("billing states no usage")
+            counted += 1
+        elif usage > 0:
+            parts.append(f"{title}: billed usage comes from other projects of the organization, not counted")
+        else:
+            made = pricing.whole_charge(facts, meter, "", title)
+            if made is not None and made.usd_per_month is not None:
+                parts.append(made.basis)
+                usd += made.usd_per_month
+                priced += 1
+                counted += 1
+    if not counted:
+        return None
+    bill_month = pricing.monthly_bill(bill) if bill is not None else None
+    return Impact(counted, "paid product", "; ".join(parts), round(usd, 2) if priced else None,
+                  round(usd / bill_month, 4) if priced and bill_month else None, None,
+                  pricing.org_key("paid-unused:" + ",".join(sorted(unused))),
+                  None if priced else (reasons[0] if reasons else None))
 
 
 @check(
@@ -120,6 +163,7 @@ def paid_products_used(facts: Facts, t: dict[str, Any]) -> Finding:
     description="An account with unpaid invoices is not handed over: the current owner settles it first.",
     severity=Severity.BLOCKER,
     docs_url=HANDBOOK,
+    audience="internal",  # a handover precondition: PostHog's own homework, not the customer's report
     uses=("attestations", "vitally"),
 )
 def invoices_paid(facts: Facts, t: dict[str, Any]) -> Finding:
@@ -147,6 +191,7 @@ def invoices_paid(facts: Facts, t: dict[str, Any]) -> Finding:
     "attested by a person.",
     severity=Severity.MAJOR,
     docs_url=HANDBOOK,
+    audience="internal",  # a handover precondition: PostHog's own homework, not the customer's report
     uses=("attestations",),
 )
 def attestations(facts: Facts, t: dict[str, Any]) -> Finding:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from auditor.facts import Facts
-from auditor.model import Finding, Severity, Status, Table, check
+from auditor.model import Finding, Impact, Severity, Status, Table, check
+from checks import impact as pricing
 from checks.billing import group_analytics_paid
 from checks.common import (
     SURVEY_EVENTS,
@@ -24,6 +25,7 @@ from checks.common import (
     web,
     within,
 )
+from checks.impact import EVENTS, GROUP_ANALYTICS, PERSON_PROFILES, Charge
 from checks.platform import warning_counts
 
 if TYPE_CHECKING:
@@ -73,7 +75,7 @@ def identify_used(facts: Facts, t: dict[str, Any]) -> Finding:
     severity=Severity.MAJOR,
     docs_url=f"{DOCS}/product-analytics/cutting-costs",
     requires=("cube",),
-    uses=("identity",),
+    uses=("identity", "billing"),
     thresholds={"pass_share": 0.05, "warn_share": 0.10, "per_session": 4},
 )
 def identify_call_rate(facts: Facts, t: dict[str, Any]) -> Finding:
@@ -86,6 +88,7 @@ def identify_call_rate(facts: Facts, t: dict[str, Any]) -> Finding:
     metrics: dict[str, Any] = {"identify_and_set_events": calls, "share_of_events": pct(ratio),
                                **truncation_note(facts)}
     per_session = None
+    sessions = session_calls = 0
     if facts.ok("identity"):
         # Per session: the calls made in a session (server-side identify carries none), over the sessions.
         sessions = identity_totals(facts)["sessions"]
@@ -104,11 +107,20 @@ def identify_call_rate(facts: Facts, t: dict[str, Any]) -> Finding:
         summary += " (not judged per session: no events carry a session)."
     else:
         summary += "."
+    cost = identify_cost(facts, session_calls - sessions) if per_session is not None else None
     if ratio > t["warn_share"]:
-        return Finding(Status.FAIL, summary, metrics, remediation=fix)
+        return Finding(Status.FAIL, summary, metrics, remediation=fix, impact=cost)
     if ratio > t["pass_share"] or (per_session is not None and per_session > t["per_session"]):
-        return Finding(Status.WARN, summary, metrics, remediation=fix)
+        return Finding(Status.WARN, summary, metrics, remediation=fix, impact=cost)
     return Finding(Status.PASS, summary, metrics)
+
+
+def identify_cost(facts: Facts, excess: int) -> Impact | None:
+    """$identify and $set beyond one per session: billed events, each also processed with a person profile."""
+    units = pricing.per_month(max(excess, 0), facts, "cube")
+    return pricing.impact(facts, [Charge(EVENTS, units, "$identify/$set events", "beyond one per session"),
+                                  Charge(PERSON_PROFILES, units, "person-processed events", "the same events")],
+                          pricing.key(facts, "identify-over-calls"))
 
 
 @check(
@@ -175,7 +187,7 @@ def merge_conflicts(facts: Facts, t: dict[str, Any]) -> Finding:
     severity=Severity.MAJOR,
     docs_url=f"{DOCS}/product-analytics/group-analytics",
     requires=("groups", "cube"),
-    uses=("billing",),
+    uses=("billing", "organization"),
     thresholds={"groupidentify_share": 0.05},
 )
 def group_analytics(facts: Facts, t: dict[str, Any]) -> Finding:
@@ -191,9 +203,14 @@ def group_analytics(facts: Facts, t: dict[str, Any]) -> Finding:
         if types else None
     if not types and not with_groups:
         if paid:
+            projects = len((facts.get("organization") or {}).get("teams") or [])
+            why = "Group analytics add-on paid, no group used in this project" + (
+                f" (if none of the organization's other {projects - 1} project(s) uses groups either)"
+                if projects > 1 else "")
+            cost = pricing.whole_charge(facts, GROUP_ANALYTICS, pricing.org_key("group-analytics-unused"), why)
             return Finding(Status.FAIL, "Paying for group analytics, but no group types and no events with groups.",
                            metrics, table, "Call `posthog.group('company', id, {name, plan})` after login, or "
-                           "remove the group analytics add-on.", severity)
+                           "remove the group analytics add-on.", severity, impact=cost)
         return Finding(Status.INFO, "Group analytics is not used (and not paid for).", metrics, severity=severity)
     ratio = share(group_identify, events)
     if types and not group_identify:
@@ -217,6 +234,7 @@ def group_analytics(facts: Facts, t: dict[str, Any]) -> Finding:
     severity=Severity.MINOR,
     docs_url=f"{DOCS}/data/anonymous-vs-identified-events",
     requires=("cube", "identity"),
+    uses=("billing",),
     thresholds={"identified_share": 0.20},
 )
 def person_profiles(facts: Facts, t: dict[str, Any]) -> Finding:
@@ -230,9 +248,17 @@ def person_profiles(facts: Facts, t: dict[str, Any]) -> Finding:
     metrics = {"web_events": web_events, "anonymous_web_events": personless,
                "identified_share_of_distinct_ids": pct(identified_ratio)}
     if personless == 0 and identified_ratio < t["identified_share"]:
+        # Events of users not (yet) identified, processed with a person profile: with identified_only they would be
+        # anonymous, billed at the base event rate without the person profiles charge.
+        anonymous = max(web_events - total(w, "identified") - personless, 0)
+        cost = pricing.impact(facts, [Charge(PERSON_PROFILES, pricing.per_month(anonymous, facts, "cube"),
+                                             "web events processed with a person profile",
+                                             "of users not identified")],
+                              pricing.key(facts, "person-profiles"),
+                              caveat="they would still be billed as anonymous events")
         return Finding(Status.WARN, f"All web events create person profiles, yet only {pct(identified_ratio)} of "
                        "distinct ids are identified.", metrics, remediation="Set `person_profiles: "
-                       "'identified_only'` in posthog.init: anonymous events cost up to 4× less.")
+                       "'identified_only'` in posthog.init: anonymous events cost up to 4× less.", impact=cost)
     return Finding(Status.PASS, f"{pct(share(personless, web_events))} of web events are anonymous; "
                    f"{pct(identified_ratio)} of distinct ids are identified.", metrics)
 
@@ -254,7 +280,7 @@ def autocapture_actions(actions: list[Any]) -> list[dict[str, Any]]:
     severity=Severity.MAJOR,
     docs_url=f"{DOCS}/product-analytics/autocapture",
     requires=("cube", "project"),
-    uses=("actions",),
+    uses=("actions", "billing"),
     thresholds={"max_share": 0.50},
 )
 def autocapture_tuned(facts: Facts, t: dict[str, Any]) -> Finding:
@@ -277,7 +303,24 @@ def autocapture_tuned(facts: Facts, t: dict[str, Any]) -> Finding:
         return Finding(Status.WARN, f"$autocapture is {pct(ratio)} of events; {len(actions)} action(s) use it.",
                        metrics, remediation=fix)
     return Finding(Status.FAIL, f"$autocapture is {pct(ratio)} of events and no action uses it.", metrics,
-                   remediation=fix)
+                   remediation=fix, impact=autocapture_cost(facts, df, t["max_share"]))
+
+
+def autocapture_cost(facts: Facts, df: pl.DataFrame, max_share: float) -> Impact | None:
+    """The autocaptured events beyond the threshold that no action uses: removing x of them brings autocapture to
+    `max_share` of events, (a - x) / (E - x) = s, so x = (a - sE) / (1 - s). Their person-processed part (events
+    without `$process_person_profile = false`) also carries the person profiles charge."""
+    autocaptured, events = event_total(df, "$autocapture"), total(df)
+    excess = (autocaptured - max_share * events) / (1 - max_share) if max_share < 1 else 0
+    if excess <= 0:
+        return None
+    person_share = share(autocaptured - event_total(df, "$autocapture", "personless"), autocaptured)
+    units = pricing.per_month(excess, facts, "cube")
+    return pricing.impact(facts, [
+        Charge(EVENTS, units, "$autocapture events", f"beyond {pct(max_share)} of events, used by no action"),
+        Charge(PERSON_PROFILES, units * person_share, "person-processed events",
+               "the same events" if person_share >= 1 else f"{pct(person_share)} of the same events"),
+    ], pricing.key(facts, "autocapture-unused"))
 
 
 @check(

@@ -6,9 +6,12 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from auditor.facts import Facts
-from auditor.model import Finding, Severity, Status, Table, check
-from auditor.queries import REPLAY_COLUMNS
+from auditor.model import Finding, Impact, Severity, Status, Table, check
+from auditor.queries import REPLAY_COLUMNS, SHORT_RECORDING_MS
+from checks import impact as pricing
 from checks.common import day, frame, latest_time, num, pct, project_timezone, share, today, truncation_note
+from checks.impact import RECORDINGS, Charge
+from checks.links import links, setting
 
 if TYPE_CHECKING:
     import polars as pl
@@ -85,6 +88,7 @@ def recording_active(facts: Facts, t: dict[str, Any]) -> Finding:
     severity=Severity.MAJOR,
     docs_url=f"{DOCS}/how-to-control-which-sessions-you-record",
     requires=("project",),
+    uses=("replay", "billing"),
     thresholds={"pass_ms": 2000},
 )
 def minimum_duration(facts: Facts, t: dict[str, Any]) -> Finding:
@@ -104,10 +108,10 @@ def minimum_duration(facts: Facts, t: dict[str, Any]) -> Finding:
         fix = fix.replace("Minimum session duration", "each trigger group's minimum duration")
         if unset:
             return Finding(Status.FAIL, f"{len(unset)} of {len(groups)} trigger group(s) record sessions of any "
-                           f"length ({', '.join(unset[:3])}).", metrics, table, fix)
+                           f"length ({', '.join(unset[:3])}).", metrics, table, fix, impact=short_cost(facts))
         if short:
             return Finding(Status.WARN, f"{len(short)} trigger group(s) keep sessions under {t['pass_ms'] / 1000:g} s "
-                           f"({', '.join(short[:3])}).", metrics, table, fix)
+                           f"({', '.join(short[:3])}).", metrics, table, fix, impact=short_cost(facts))
         return Finding(Status.PASS, f"Every trigger group skips sessions under {t['pass_ms'] / 1000:g} s.", metrics,
                        table)
     ms = project.get("session_recording_minimum_duration_milliseconds") or 0
@@ -115,9 +119,24 @@ def minimum_duration(facts: Facts, t: dict[str, Any]) -> Finding:
     if ms >= t["pass_ms"]:
         return Finding(Status.PASS, f"Minimum duration is {ms / 1000:g} s.", metrics)
     if ms > 0:
-        return Finding(Status.WARN, f"Minimum duration is only {ms / 1000:g} s.", metrics, remediation=fix)
+        return Finding(Status.WARN, f"Minimum duration is only {ms / 1000:g} s.", metrics, remediation=fix,
+                       impact=short_cost(facts))
     return Finding(Status.FAIL, "No minimum duration: every session, however short, is recorded and billed.",
-                   metrics, remediation=fix)
+                   metrics, remediation=fix, impact=short_cost(facts))
+
+
+def short_cost(facts: Facts, days: int = 30) -> Impact | None:
+    """The recordings of the last 30 days with under 5 s of activity: billed, rarely watched. The replay data
+    counts activity, not duration, so this is what a minimum duration and recording conditions together can
+    skip; session_replay.short-recordings states the same waste under the same key (counted once)."""
+    if not facts.ok("replay"):
+        return None
+    window = since(facts, days)
+    short = int(window["short_recordings"].sum()) if window.height else 0
+    return pricing.impact(facts, [Charge(RECORDINGS, pricing.per_month(short, facts, "replay", days),
+                                         "recordings",
+                                         f"under {SHORT_RECORDING_MS // 1000} s of activity")],
+                          pricing.key(facts, "short-recordings"))
 
 
 def trigger_groups(project: dict[str, Any]) -> list[dict[str, Any]]:
@@ -269,8 +288,11 @@ def authorized_domains(facts: Facts, t: dict[str, Any]) -> Finding:
         return off
     domains = [d for d in facts.require("project").get("recording_domains") or [] if d]
     if domains:
+        # PostHog shows this (deprecated) setting only while domains are set (SettingsMap allowForTeam); with none,
+        # the finding links to the recording conditions' URL triggers that replace it (checks/links.py).
         return Finding(Status.PASS, f"Recordings are accepted from {len(domains)} authorized domain(s).",
-                       {"recording_domains": len(domains)}, Table.of(["domain"], [[d] for d in domains]))
+                       {"recording_domains": len(domains)}, Table.of(["domain"], [[d] for d in domains]),
+                       links=links(facts, ("Authorized domains for replay", setting("replay-authorized-domains"))))
     return Finding(Status.FAIL, "No authorized domains: recordings are accepted from any origin.",
                    {"recording_domains": 0}, remediation="Add the production domains under Project settings → "
                    "Session replay → Authorized domains.")
@@ -284,7 +306,7 @@ def authorized_domains(facts: Facts, t: dict[str, Any]) -> Finding:
     severity=Severity.MINOR,
     docs_url=f"{DOCS}/cutting-costs",
     requires=("replay",),
-    uses=("project",),  # its timezone: HogQL's days are in it
+    uses=("project", "billing"),  # its timezone (HogQL's days are in it); billing prices the waste
     thresholds={"pass_share": 0.20, "warn_share": 0.50, "days": 30},
 )
 def short_recordings(facts: Facts, t: dict[str, Any]) -> Finding:
@@ -299,7 +321,8 @@ def short_recordings(facts: Facts, t: dict[str, Any]) -> Finding:
     fix = "Set a minimum duration (≥ 2 s) and record on triggers or a linked flag instead of every session."
     if ratio <= t["pass_share"]:
         return Finding(Status.PASS, summary, metrics)
-    return Finding(Status.WARN if ratio <= t["warn_share"] else Status.FAIL, summary, metrics, remediation=fix)
+    return Finding(Status.WARN if ratio <= t["warn_share"] else Status.FAIL, summary, metrics, remediation=fix,
+                   impact=short_cost(facts, t["days"]))
 
 
 @check(
