@@ -14,12 +14,13 @@ from typing import Any, Protocol
 from auditor import history
 from auditor.audit import audit_target, evaluate
 from auditor.config import Settings
+from auditor.defaults import FORMATS
 from auditor.errors import UsageError
 from auditor.facts import Facts
 from auditor.model import Check
 from auditor.posthog_api import ApiError, PostHogClient
 from auditor.registry import Registry
-from auditor.render import FORMATS, write_atomic, write_reports
+from auditor.render import write_atomic, write_reports
 from auditor.result import RunResult
 from auditor.telemetry import Telemetry
 from auditor.vitally import push_run, read_account

@@ -20,10 +20,10 @@ import copy
 from functools import lru_cache
 from typing import Any
 
+from auditor.defaults import AUDIENCES
 from auditor.savings import total as savings_total
 from auditor.scoring import HEALTH_BANDS
 
-AUDIENCES = ("internal", "customer")
 INTERNAL_FACTS = ("attestations", "vitally")  # facts from outside PostHog: the owner's
 CUSTOMER_BRIEF = ("top_recommendations", "products_used", "paid_but_unused", "event_mix", "sdk_versions")
 RESULT_FLAGS = ("audience", "private_evidence")

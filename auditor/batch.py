@@ -37,10 +37,11 @@ from auditor.account import Account, Delivered, Outputs, WritesStopped, audit_ac
 from auditor.attestations import AttestationError, load_attestations
 from auditor.catalogue import Catalogue
 from auditor.config import ConfigError, Settings, parse_products, read_toml
+from auditor.defaults import FORMATS
 from auditor.model import Check
 from auditor.posthog_api import ApiError, normalise_host
 from auditor.registry import Registry, builtin_registry
-from auditor.render import FORMATS, environment, savings_headline, write_atomic
+from auditor.render import environment, savings_headline, write_atomic
 from auditor.result import RunResult
 from auditor.vitally_api import VitallyClient, base_url
 

@@ -26,8 +26,7 @@ from urllib.parse import urlsplit
 import click
 
 from auditor import __version__
-from auditor.audience import AUDIENCES
-from auditor.config import DEFAULT_API_KEY_ENV, DEFAULT_CONCURRENCY, MAX_CONCURRENCY
+from auditor.defaults import AUDIENCES, DEFAULT_API_KEY_ENV, DEFAULT_CONCURRENCY, FORMATS, MAX_CONCURRENCY
 from auditor.errors import (
     EXIT_BROKEN_PIPE,
     EXIT_INTERRUPTED,
@@ -38,7 +37,6 @@ from auditor.errors import (
     Unreachable,
     UsageError,
 )
-from auditor.render import FORMATS
 from auditor.text import neutralise
 
 if TYPE_CHECKING:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from auditor.catalogue import Catalogue
+from auditor.defaults import DEFAULT_API_KEY_ENV, DEFAULT_CONCURRENCY, MAX_CONCURRENCY
 from auditor.errors import AuditorError
 from auditor.model import Check
 from auditor.posthog_api import DEFAULT_LIMITS
@@ -40,10 +41,6 @@ DEFAULT_GATE = {"min_readiness": 80.0, "min_category": 70.0}
 # [limits] overrides PostHog's throttles (posthog_api.DEFAULT_LIMITS), e.g. a team with a raised
 # api_query_rate_limit (hogql = …). `rest` is the former name of the per-minute throttle.
 LIMIT_ALIASES = {"rest": "burst"}
-DEFAULT_API_KEY_ENV = "POSTHOG_PERSONAL_API_KEY"
-# Requests in flight per audit: every fact's first request fits in one round. The CLI's help reads it from here.
-DEFAULT_CONCURRENCY = 24
-MAX_CONCURRENCY = 64
 CONFIG_FILE_NAME = "auditor.toml"
 # [limits]: far above any PostHog throttle; a bigger number is a typo, not a raised limit.
 MAX_LIMIT = 1_000_000

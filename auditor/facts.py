@@ -10,7 +10,6 @@ import contextvars
 import json
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -563,6 +562,8 @@ def gather(
     context = contextvars.copy_context()  # every gatherer starts at the depth reached by pre-flight and project
     # Every fact is gathered side by side; the client bounds the requests in flight (1 = one at a time).
     workers = 1 if client.concurrency == 1 else max(1, len(todo))
+    from concurrent.futures import ThreadPoolExecutor
+
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gather") as pool:
         for name, fact in pool.map(lambda n: context.copy().run(run, n), todo):
             values[name] = fact

@@ -19,7 +19,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit, urlunsplit
@@ -325,6 +324,8 @@ class PostHogClient:
         self._sleep = sleep or default_sleep
         self._in_flight = threading.BoundedSemaphore(self.concurrency)  # the real bound on parallel requests
         # Page fetches queue here; the semaphore above is what bounds requests in flight.
+        from concurrent.futures import ThreadPoolExecutor  # here: `checks` and `--help` need no thread pool
+
         self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="posthog-api")
         if session is None:
             import requests

@@ -19,7 +19,6 @@ from auditor.text import neutralise
 if TYPE_CHECKING:
     from jinja2 import Environment
 
-FORMATS = ("html", "json", "md")
 FILE_NAMES = {"html": "report.html", "json": "report.json", "md": "report.md"}
 STATUS_GROUPS = [
     ("fail", "Failed"), ("error", "Could not be judged"), ("warn", "Warnings"), ("manual", "Needs a person"),

@@ -133,11 +133,14 @@ def bench_startup(runs: int, warm_up: bool = True) -> list[dict[str, Any]]:
     cli = cli_command()
     commands = {"python -c pass": [sys.executable, "-c", "pass"], "posthog-auditor --help": [*cli, "--help"],
                 "posthog-auditor checks": [*cli, "checks"]}
+    # As a user's installed tool runs: pip compiles the bytecode at install, so the warm-up round may write it here
+    # even where the environment says not to (PYTHONDONTWRITEBYTECODE would compile every module on every start).
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     walls: dict[str, list[float]] = {name: [] for name in commands}
     rss: dict[str, float] = {}
     for i in range(runs + (1 if warm_up else 0)):
         for name, argv in commands.items():
-            child = run_process(argv)
+            child = run_process(argv, env)
             if child["exit"] != 0:
                 raise RuntimeError(f"{name} exited {child['exit']}: {child['stderr'][-500:]}")
             if i or not warm_up:
