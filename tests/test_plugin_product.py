@@ -23,6 +23,16 @@ def with_plugin(monkeypatch):
     monkeypatch.syspath_prepend(str(PACKAGE))  # where its .dist-info declares the entry point
 
 
+def test_the_plugins_own_cases_run_with_the_public_kit(with_plugin):
+    """A plugin author tests a check the way the built-in ones are tested: YAML cases and auditor.testing."""
+    from auditor.testing import coverage_problems, load_cases, verify
+
+    registry = load_registry()
+    cases = load_cases(PACKAGE / "cases")
+    assert [verify(case, registry).status for case in cases] == ["pass", "fail", "error"]
+    assert coverage_problems(cases, ["llm_analytics.generations-captured"], registry) == []
+
+
 def test_the_plugin_registers_its_product_and_its_check(with_plugin):
     registry = load_registry()
     assert not registry.failures
