@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-NEW_OWNER_VALUES = ("US TAM", "US CSM", "EU TAM", "EU CSM", "Singapore TAM")
-
 # ISO country codes by region. A country in none of these lists is not guessed: its users count as "unknown"
 # and the account is flagged for a person to place (it used to fall through to APAC).
 AMERICAS = {

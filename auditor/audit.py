@@ -97,9 +97,10 @@ def evaluate(
 
 
 def facts_target(facts: Facts) -> Target:
-    t = facts.target
-    target: Target = {"host": t.get("host"), "project_id": t.get("project_id"), "project_name": t.get("project_name"),
-                      "organization_id": t.get("organization_id"), "organization_name": t.get("organization_name")}
+    known = facts.target
+    target: Target = {"host": known.get("host"), "project_id": known.get("project_id"),
+                      "project_name": known.get("project_name"), "organization_id": known.get("organization_id"),
+                      "organization_name": known.get("organization_name")}
     return target
 
 

@@ -18,6 +18,7 @@ accounts.toml:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -25,7 +26,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -39,7 +40,7 @@ from auditor.catalogue import Catalogue
 from auditor.config import ConfigError, Settings, parse_products, read_toml
 from auditor.defaults import FORMATS
 from auditor.model import Check
-from auditor.posthog_api import ApiError, normalise_host
+from auditor.posthog_api import ApiError, normalise_host, stepping_aside
 from auditor.registry import Registry, builtin_registry
 from auditor.render import environment, savings_headline, write_atomic
 from auditor.result import RunResult
@@ -278,14 +279,66 @@ def _audit(ctx: BatchContext, spec: AccountSpec) -> Delivered:
         raise Interrupted from None
 
 
+WAITING_PER_SEAT = 4  # accounts that may be waiting on the limiter, per account at work
+
+
+class Seats:
+    """At most `parallel` accounts at work at once. An account that the key's rate limiter makes wait a while
+    steps aside: its seat goes to the next account until the wait is over (posthog_api.stepping_aside)."""
+
+    def __init__(self, count: int):
+        self._free = threading.Semaphore(count)
+
+    def run(self, work: Callable[..., Outcome], *args: Any) -> Outcome:
+        away = _Away(self._free)
+        with self._free_seat(), stepping_aside(away.stepping_out):
+            return work(*args)
+
+    @contextlib.contextmanager
+    def _free_seat(self) -> Iterator[None]:
+        self._free.acquire()
+        try:
+            yield
+        finally:
+            self._free.release()
+
+
+class _Away:
+    """One account's threads waiting on the limiter: the seat is given up when the first starts waiting and taken
+    back when the last is done (the others of the account may go on working meanwhile)."""
+
+    def __init__(self, seats: threading.Semaphore):
+        self._seats, self._lock, self._waiting = seats, threading.Lock(), 0
+
+    @contextlib.contextmanager
+    def stepping_out(self) -> Iterator[None]:
+        with self._lock:
+            self._waiting += 1
+            if self._waiting == 1:
+                self._seats.release()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._waiting -= 1
+                back = self._waiting == 0
+            if back:
+                self._seats.acquire()
+
+
 def run_batch(ctx: BatchContext, specs: list[AccountSpec], parallel: int,
               on_done: Callable[[Outcome], None] = lambda o: None) -> list[Outcome]:
     """Audit every account. Stopped (Ctrl-C: KeyboardInterrupt here, or `ctx.interrupt_requested` set by a
     signal handler), it starts nothing more, lets the writes under way finish, and raises BatchInterrupted with
     what finished and what was interrupted; accounts still gathering are abandoned and will write nothing."""
     outcomes: list[Outcome] = []
-    pool = ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="account")
-    futures: dict[Future[Outcome], AccountSpec] = {pool.submit(audit_one, ctx, spec): spec for spec in specs}
+    seats = Seats(max(1, parallel))
+    # More threads than seats: an account waiting on its key's limiter (the hourly HogQL budget) gives up its seat,
+    # and the next account gathers meanwhile instead of queueing behind it.
+    pool = ThreadPoolExecutor(max_workers=max(1, min(len(specs), parallel * WAITING_PER_SEAT)),
+                              thread_name_prefix="account")
+    futures: dict[Future[Outcome], AccountSpec] = {pool.submit(seats.run, audit_one, ctx, spec): spec
+                                                   for spec in specs}
     pending = set(futures)
     try:
         while pending and not ctx.interrupt_requested:

@@ -344,10 +344,10 @@ def vitally_push(report: str, account: str, report_url: str | None, dry_run: boo
     from auditor.config import load_settings
     from auditor.posthog_api import ApiError
     from auditor.registry import load_registry
-    from auditor.render import check_run_result
+    from auditor.render import validated_run_result
     from auditor.vitally import push_run
 
-    run = check_run_result(_read_report(report))
+    run = validated_run_result(_read_report(report))
     if run.get("selection"):
         raise UsageError(f"{report} covers a subset of checks (--check/--category): push a full audit")
     if run.get("audience") == "customer":  # its gate, reasons and handover items were left out
@@ -478,7 +478,7 @@ def write_allocations(path: Path, rows: list[dict[str, Any]]) -> None:
 def render(report: str, formats: tuple[str, ...], out_dir: str | None, audience: str) -> int:
     """Re-render a report.json as HTML, Markdown or JSON (for the customer with --audience customer)."""
     from auditor.audience import for_audience
-    from auditor.render import RENDERERS, check_run_result, write_reports
+    from auditor.render import RENDERERS, validated_run_result, write_reports
 
     run = _read_report(report)
     chosen = parse_formats(formats or ("html",))
@@ -487,7 +487,7 @@ def render(report: str, formats: tuple[str, ...], out_dir: str | None, audience:
             for path in write_reports(run, Path(out_dir), chosen, audience):
                 say(str(path))
         else:
-            view = for_audience(check_run_result(run), audience)
+            view = for_audience(validated_run_result(run), audience)
             for fmt in chosen:
                 click.echo(RENDERERS[fmt](view), nl=False)
     except ValueError as exc:

@@ -527,13 +527,6 @@ def demo_billing(now: datetime) -> dict[str, Any]:
     }
 
 
-def scenario_variant(base: Scenario, change: Callable[[Scenario], None]) -> Scenario:
-    """A deep copy of a scenario with a change applied: how tests build other projects from the demo."""
-    clone = copy.deepcopy(base)
-    change(clone)
-    return clone
-
-
 # ---- the demo's HogQL answers ------------------------------------------------------------------
 
 DEMO_ANSWERS = Path(__file__).with_name("demo_answers.json")

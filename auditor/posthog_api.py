@@ -32,7 +32,6 @@ SECRET_FIELDS = frozenset({"api_token", "secret_api_token", "secret_api_token_ba
 # Every secret field's name contains one of these: a body without them holds no secret field to drop.
 _SECRET_MARKERS = (b"api_token", b"events_token")
 USER_AGENT = "posthog-auditor (read-only audit)"
-HOGQL_MAX_ROWS = 50_000
 MAX_PAGES = 2_000
 # How many requests deep the current chain of dependent requests is (pre-flight -> project -> first page -> …).
 # Requests made in parallel from the same point share a depth, so max_depth × latency is the critical path.
@@ -45,6 +44,11 @@ _chain_depth: contextvars.ContextVar[tuple[int, int]] = contextvars.ContextVar("
 # on one client): `PostHogClient.tally()` puts a fresh ClientStats here, and the threads that work inherits
 # (they start from a copy of its context) count on it too.
 _tally: contextvars.ContextVar[ClientStats | None] = contextvars.ContextVar("posthog_request_tally", default=None)
+# What the work under way (a batch's account) does while the key's limiter makes it wait this long or longer: set
+# with `stepping_aside`, inherited by the threads the work starts.
+STEP_ASIDE_AFTER = 1.0
+_step_aside: contextvars.ContextVar[Callable[[], contextlib.AbstractContextManager[None]] | None] = \
+    contextvars.ContextVar("posthog_step_aside", default=None)
 _QUERY_PATH_RE = re.compile(r"^/api/(projects|environments)/[^/]+/query/?$")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -198,7 +202,12 @@ class RateLimiter:
             self.waited_seconds += wait
             if self.on_wait is not None:
                 self.on_wait(binding, wait)
-            self._sleep(wait)
+            step_aside = _step_aside.get()
+            if step_aside is not None and wait >= STEP_ASIDE_AFTER:
+                with step_aside():  # e.g. a batch's account gives its place to the next one while it waits
+                    self._sleep(wait)
+            else:
+                self._sleep(wait)
 
     def _wait(self, kind: str, now: float) -> float:
         """Seconds until `kind` has room (0: now). Called with the lock held."""
@@ -211,6 +220,16 @@ class RateLimiter:
         while events and events[0] <= now - window:
             events.popleft()
         return 0.0 if len(events) < limit else events[0] + window - now
+
+
+@contextlib.contextmanager
+def stepping_aside(away: Callable[[], contextlib.AbstractContextManager[None]]) -> Iterator[None]:
+    """While the block runs, a long wait on the rate limiter happens inside `away()`."""
+    token = _step_aside.set(away)
+    try:
+        yield
+    finally:
+        _step_aside.reset(token)
 
 
 class Once:

@@ -163,7 +163,7 @@ def format_cell(value: Any) -> str:
     return str(value)
 
 
-def check_run_result(run: Any) -> dict[str, Any]:
+def validated_run_result(run: Any) -> dict[str, Any]:
     if not isinstance(run, dict) or "results" not in run or "readiness" not in run:
         raise ValueError("not a posthog-auditor report (no results/readiness)")
     if run.get("schema_version") != SCHEMA_VERSION:
@@ -233,17 +233,17 @@ def ordered_findings(run: Mapping[str, Any]) -> list[tuple[str, str, list[dict[s
 
 
 def render_html(run: Mapping[str, Any]) -> str:
-    run = check_run_result(run)
+    run = validated_run_result(run)
     return environment().get_template("report.html.j2").render(run=run)
 
 
 def render_markdown(run: Mapping[str, Any]) -> str:
-    run = check_run_result(run)
+    run = validated_run_result(run)
     return environment(markdown=True).get_template("report.md.j2").render(run=run)
 
 
 def render_json(run: Mapping[str, Any]) -> str:
-    return json.dumps(check_run_result(run), indent=2, sort_keys=False, default=str) + "\n"
+    return json.dumps(validated_run_result(run), indent=2, sort_keys=False, default=str) + "\n"
 
 
 RENDERERS = {"html": render_html, "json": render_json, "md": render_markdown}
@@ -267,7 +267,7 @@ def write_reports(run: Mapping[str, Any], out_dir: Path, formats: list[str], aud
     """The reports of a run for an audience: every format from the same view (auditor/audience.py)."""
     from auditor.audience import for_audience
 
-    run = for_audience(check_run_result(run), audience)
+    run = for_audience(validated_run_result(run), audience)
     # Render everything first so a template error leaves the previous reports untouched.
     rendered = {fmt: RENDERERS[fmt](run) for fmt in formats}
     paths = []

@@ -6,7 +6,6 @@ redirects and requests no URL on another scheme, host or port (the same rule as 
 from __future__ import annotations
 
 import base64
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -184,5 +183,3 @@ def _results(body: Any, path: str) -> list[Any]:
     return results
 
 
-def now_iso() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

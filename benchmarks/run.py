@@ -249,6 +249,8 @@ def limits_toml(limits: Limits) -> str:
 def batch_child(folder: Path, url: str, label: str, config: Path, formats: str, parallel: int) -> dict[str, Any]:
     child = run_child(["batch", str(folder / "accounts.toml"), "--host", url, "--out", str(folder / label),
                        "--no-history", "--parallel", str(parallel), "--config", str(config), "--format", formats])
+    if not (folder / label / "portfolio.json").exists():
+        raise RuntimeError(f"batch exited {child['exit']} without a portfolio: {child['stderr'][-800:]}")
     portfolio = json.loads((folder / label / "portfolio.json").read_text())
     return {**child, "reports": sum(1 for a in portfolio["accounts"] if a.get("report")),
             "failed": sum(1 for a in portfolio["accounts"] if a["status"] == "failed")}

@@ -7,7 +7,17 @@ from typing import TYPE_CHECKING, Any
 
 from auditor.facts import Facts
 from auditor.model import SEVERITY_WEIGHT, Severity
-from checks.common import LEVEL_NAMES, SURVEY_EVENTS, cube, day, member_last_login, member_name, total, within
+from checks.common import (
+    LEVEL_NAMES,
+    SURVEY_EVENTS,
+    cube,
+    date_or_never,
+    member_last_login,
+    member_name,
+    records,
+    total,
+    within,
+)
 
 if TYPE_CHECKING:
     import polars as pl
@@ -28,7 +38,7 @@ def _person(member: dict[str, Any]) -> dict[str, Any]:
     last_login = member_last_login(member)
     return {"name": member_name(member), "email": (member.get("user") or {}).get("email"),
             "level": LEVEL_NAMES.get(member.get("level") or 1, "member"),
-            "last_login": day(last_login), "_sort": str(last_login or "")}
+            "last_login": date_or_never(last_login), "_sort": str(last_login or "")}
 
 
 EVENT_GROUPS = (
@@ -120,7 +130,7 @@ def recommendations(results: Sequence[Mapping[str, Any]], scope: Mapping[str, An
 
 
 def build_brief(facts: Facts, results: Sequence[Mapping[str, Any]], scope: Mapping[str, Any]) -> dict[str, Any]:
-    members = [m for m in facts.get("members") or [] if isinstance(m, dict)]
+    members = records(facts.get("members"))
     people = [_person(m) for m in members]
     admins = [p for p in people if p["level"] in ("owner", "admin")]
     most_active = sorted(people, key=lambda p: p["_sort"], reverse=True)[:5]

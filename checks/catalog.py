@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from auditor.facts import Facts
 from auditor.model import Product
-from checks.common import cube, event_total, parse_time, total
+from checks.common import cube, event_total, parse_time, since, total
 from checks.handover import ATTESTATION_ITEMS
 
 DAYS = 30  # "used" means used in the last 30 days
@@ -28,8 +28,6 @@ def _cube_shows(event: str | None = None) -> Callable[[Facts], bool | None]:
 
 def _replay_used(facts: Facts) -> bool | None:
     if facts.ok("replay"):
-        from checks.session_replay import since
-
         return int(since(facts, DAYS)["recordings"].sum()) > 0
     if facts.ok("project"):  # without the recordings, the switch is the best sign there is
         return bool(facts.require("project").get("session_recording_opt_in"))

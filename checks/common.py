@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from auditor.facts import SHORT_WINDOW_DAYS, Facts
 from auditor.model import Finding, Status
-from auditor.queries import CUBE_COLUMNS, IDENTITY_COLUMNS
+from auditor.queries import CUBE_COLUMNS, IDENTITY_COLUMNS, REPLAY_COLUMNS
 
 if TYPE_CHECKING:
     import polars as pl
@@ -22,6 +22,7 @@ CUBE_SCHEMA: dict[str, str] = {
 IDENTITY_SCHEMA: dict[str, str] = {
     name: ("str" if name in ("kind", "key", "lib", "flag_locally_evaluated") else "int") for name in IDENTITY_COLUMNS
 }
+REPLAY_SCHEMA: dict[str, str] = {"day": "str", "recordings": "int", "short_recordings": "int", "last_start": "str"}
 SURVEY_EVENTS = ("survey shown", "survey sent", "survey dismissed")
 SERVER_LIBS = ("posthog-node", "posthog-python", "posthog-ruby", "posthog-go", "posthog-php", "posthog-java",
                "posthog-dotnet", "posthog-elixir")
@@ -99,6 +100,34 @@ def skip_if_unreadable(facts: Facts, name: str, what: str, missing_scope_too: bo
         return Finding(Status.SKIP, f"{what} cannot be read with this key or PostHog version ({reason}).", {})
     facts.require(name)  # raises: the runner reports the failure
     return None
+
+
+def replay(facts: Facts) -> pl.DataFrame:
+    """Recordings per day of the last 90 days (the replay HogQL fact), days in the project's timezone."""
+    df: pl.DataFrame = facts.memo("replay", lambda: frame(facts.require("replay"), REPLAY_COLUMNS, REPLAY_SCHEMA))
+    return df
+
+
+def since(facts: Facts, days: int) -> pl.DataFrame:
+    """Replay rows of the last `days` calendar days, today included. HogQL's days are the project's, so today is
+    too."""
+    cutoff = (today(facts) - timedelta(days=days)).isoformat()
+    return replay(facts).filter(pl.col("day") > cutoff)
+
+
+def records(items: Any) -> list[dict[str, Any]]:
+    """The objects of a list PostHog answered (a fact already checked to be a list; anything in it that is not an
+    object, which PostHog never sends, is left out rather than crashing a check)."""
+    return [item for item in items or [] if isinstance(item, dict)]
+
+
+def warning_counts(items: Any) -> dict[str, int]:
+    """Ingestion warnings (the last 7 days' list) counted by type."""
+    counts: dict[str, int] = {}
+    for item in records(items):
+        if item.get("type"):
+            counts[item["type"]] = counts.get(item["type"], 0) + int(item.get("count") or 0)
+    return counts
 
 
 LEVEL_NAMES = {15: "owner", 8: "admin", 1: "member"}  # OrganizationMembership.Level
@@ -181,7 +210,7 @@ def within(value: Any, as_of: datetime, days: float) -> bool:
     return moment is not None and moment >= as_of - timedelta(days=days)
 
 
-def day(value: Any) -> str:
+def date_or_never(value: Any) -> str:
     moment = value if isinstance(value, datetime) else parse_time(value)
     return moment.strftime("%Y-%m-%d") if moment else "never"
 

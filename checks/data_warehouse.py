@@ -8,7 +8,7 @@ from typing import Any
 from auditor.facts import Facts
 from auditor.model import Finding, Severity, Status, Table, check
 from checks import impact as pricing
-from checks.common import day, num, parse_time
+from checks.common import date_or_never, num, parse_time, records
 from checks.impact import ROWS_SYNCED, Charge
 from checks.links import source_links
 
@@ -24,13 +24,13 @@ INCREMENTAL_CANDIDATES = ("updated_at", "updated", "modified_at", "last_modified
 
 
 def sources(facts: Facts) -> list[dict[str, Any]]:
-    return [s for s in facts.require("warehouse_sources") if isinstance(s, dict)]
+    return records(facts.require("warehouse_sources"))
 
 
 def full_schemas(facts: Facts) -> dict[str, dict[str, Any]]:
     """Schemas in full by id (`external_data_schemas/`): the source list trims away sync_frequency,
     incremental_field and the table's columns. Empty when that list could not be read."""
-    return {str(s["id"]): s for s in facts.get("warehouse_schemas") or [] if isinstance(s, dict) and s.get("id")}
+    return {str(s["id"]): s for s in records(facts.get("warehouse_schemas")) if s.get("id")}
 
 
 def syncing_schemas(facts: Facts) -> list[tuple[dict[str, Any], dict[str, Any]]]:
@@ -98,7 +98,7 @@ def syncs_per_month(frequency: str | None) -> float | None:
     requires=("warehouse_sources",),
     uses=("warehouse_schemas",),
 )
-def sources_healthy(facts: Facts, t: dict[str, Any]) -> Finding:
+def sources_healthy(facts: Facts, thresholds: dict[str, Any]) -> Finding:
     srcs = sources(facts)
     if not srcs:
         return Finding(Status.FAIL, "No warehouse source is connected.", {"sources": 0},
@@ -109,7 +109,7 @@ def sources_healthy(facts: Facts, t: dict[str, Any]) -> Finding:
         status = str(sch.get("status") or "")
         if status.lower() in BROKEN_STATUSES:
             error = (sch.get("latest_error") or "")[:200]
-            broken.append([label(src, sch), status, error, day(sch.get("last_synced_at"))])
+            broken.append([label(src, sch), status, error, date_or_never(sch.get("last_synced_at"))])
             troubled.append(src)
             continue
         if "sync_frequency" not in sch:
@@ -120,7 +120,7 @@ def sources_healthy(facts: Facts, t: dict[str, Any]) -> Finding:
         overdue = last is None or last < facts.as_of - timedelta(hours=2 * hours) if hours else False
         if overdue and status.lower() != "paused":
             late.append([label(src, sch), f"late (syncs every {sch.get('sync_frequency')})", "",
-                         day(sch.get("last_synced_at"))])
+                         date_or_never(sch.get("last_synced_at"))])
             troubled.append(src)
     schemas = syncing_schemas(facts)
     metrics = {"sources": len(srcs), "syncing_schemas": len(schemas), "broken": len(broken), "late": len(late)}
@@ -148,7 +148,7 @@ def sources_healthy(facts: Facts, t: dict[str, Any]) -> Finding:
     uses=("warehouse_jobs", "warehouse_schemas", "billing"),
     thresholds={"large_rows": 1_000_000, "huge_rows": 10_000_000},
 )
-def full_refresh_large(facts: Facts, t: dict[str, Any]) -> Finding:
+def full_refresh_large(facts: Facts, thresholds: dict[str, Any]) -> Finding:
     jobs_by_source = facts.get("warehouse_jobs") or {}
     full = [(src, sch) for src, sch in syncing_schemas(facts) if sch.get("sync_type") == "full_refresh"]
     if not full:
@@ -161,11 +161,11 @@ def full_refresh_large(facts: Facts, t: dict[str, Any]) -> Finding:
     failing, listed, resynced = False, [], 0
     for src, sch in full:
         per_sync = rows_per_sync(sch, jobs_by_source.get(str(src.get("id"))) or [])
-        if per_sync is None or per_sync <= t["large_rows"]:
+        if per_sync is None or per_sync <= thresholds["large_rows"]:
             continue
         per_month = syncs_per_month(sch.get("sync_frequency"))
         candidate = incremental_candidate(sch)
-        failing = failing or candidate is not None or per_sync > t["huge_rows"]
+        failing = failing or candidate is not None or per_sync > thresholds["huge_rows"]
         rows.append([label(src, sch), per_sync, sch.get("sync_frequency"),
                      int(per_sync * per_month) if per_month else None, candidate or "none found"])
         listed.append(src)
@@ -174,8 +174,8 @@ def full_refresh_large(facts: Facts, t: dict[str, Any]) -> Finding:
     metrics = {"full_refresh_schemas": len(full), "large_full_refresh": len(rows),
                "rows_source": "recent jobs" if jobs_by_source else "table row counts"}
     if not rows:
-        return Finding(Status.PASS, f"{len(full)} full-refresh schema(s), none over {num(t['large_rows'])} rows "
-                       "per sync.", metrics)
+        return Finding(Status.PASS, f"{len(full)} full-refresh schema(s), none over "
+                       f"{num(thresholds['large_rows'])} rows per sync.", metrics)
     rows.sort(key=lambda r: -(r[3] or r[1]))
     table = Table.of(["schema", "rows per sync", "frequency", "rows per month", "incremental field"], rows)
     total_month = sum(r[3] or 0 for r in rows)
@@ -204,7 +204,7 @@ def full_refresh_large(facts: Facts, t: dict[str, Any]) -> Finding:
     uses=("warehouse_schemas",),
     thresholds={"min_hours": 24},
 )
-def sync_frequency(facts: Facts, t: dict[str, Any]) -> Finding:
+def sync_frequency(facts: Facts, thresholds: dict[str, Any]) -> Finding:
     full = [(src, sch) for src, sch in syncing_schemas(facts) if sch.get("sync_type") == "full_refresh"]
     if not full:
         return Finding(Status.SKIP, "No schema syncs with full refresh.", {})
@@ -212,13 +212,13 @@ def sync_frequency(facts: Facts, t: dict[str, Any]) -> Finding:
     if unknown:
         return unknown
     frequent = [(src, sch) for src, sch in full
-                if FREQUENCY_HOURS.get(sch.get("sync_frequency") or "", 1e9) < t["min_hours"]]
+                if FREQUENCY_HOURS.get(sch.get("sync_frequency") or "", 1e9) < thresholds["min_hours"]]
     often = [[label(src, sch), sch.get("sync_frequency")] for src, sch in frequent]
     metrics = {"full_refresh_schemas": len(full), "more_than_daily": len(often)}
     if not often:
         return Finding(Status.PASS, f"{len(full)} full-refresh schema(s), none more often than daily.", metrics)
     return Finding(Status.WARN, f"{len(often)} full-refresh schema(s) sync more often than every "
-                   f"{t['min_hours']} h.", metrics, Table.of(["schema", "frequency"], often),
+                   f"{thresholds['min_hours']} h.", metrics, Table.of(["schema", "frequency"], often),
                    "Sync full-refresh tables daily (or weekly) unless the customer needs fresher data; better, "
                    "switch them to incremental.", links=source_links(facts, [src for src, _ in frequent]))
 
@@ -233,7 +233,7 @@ def sync_frequency(facts: Facts, t: dict[str, Any]) -> Finding:
     docs_url=f"{DOCS}/join",
     requires=("saved_queries", "view_links"),
 )
-def views_and_joins(facts: Facts, t: dict[str, Any]) -> Finding:
+def views_and_joins(facts: Facts, thresholds: dict[str, Any]) -> Finding:
     views = [v for v in facts.require("saved_queries") if isinstance(v, dict) and not v.get("deleted")]
     links = [link for link in facts.require("view_links") if isinstance(link, dict) and not link.get("deleted")]
     person_joins = [link for link in links

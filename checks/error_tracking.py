@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from auditor.facts import Facts
 from auditor.model import Finding, Severity, Status, Table, check
-from checks.common import cube, event_total, num, pct, share, skip_if_unreadable, total, truncation_note, web
+from checks.common import cube, event_total, num, pct, records, share, skip_if_unreadable, total, truncation_note, web
 
 if TYPE_CHECKING:
     import polars as pl
@@ -30,7 +30,7 @@ def exceptions(facts: Facts) -> pl.DataFrame:
     docs_url=f"{DOCS}/installation",
     requires=("cube", "project"),
 )
-def exceptions_captured(facts: Facts, t: dict[str, Any]) -> Finding:
+def exceptions_captured(facts: Facts, thresholds: dict[str, Any]) -> Finding:
     exc = exceptions(facts)
     last_7d, last_30d = total(exc, "events_7d"), total(exc)
     autocapture = facts.require("project").get("autocapture_exceptions_opt_in")
@@ -56,7 +56,7 @@ def exceptions_captured(facts: Facts, t: dict[str, Any]) -> Finding:
     docs_url=f"{DOCS}/installation",
     requires=("cube", "project"),
 )
-def web_sdk(facts: Facts, t: dict[str, Any]) -> Finding:
+def web_sdk(facts: Facts, thresholds: dict[str, Any]) -> Finding:
     df = cube(facts)
     if total(web(df)) == 0:
         return Finding(Status.SKIP, "No web (posthog-js) traffic in 30 days.", {})
@@ -83,14 +83,14 @@ def web_sdk(facts: Facts, t: dict[str, Any]) -> Finding:
     requires=("cube",),
     uses=("symbol_sets",),
 )
-def source_maps(facts: Facts, t: dict[str, Any]) -> Finding:
+def source_maps(facts: Facts, thresholds: dict[str, Any]) -> Finding:
     web_exceptions = event_total(web(cube(facts)), "$exception")
     if web_exceptions == 0:
         return Finding(Status.SKIP, "No web exceptions in 30 days.", {})
     unreadable = skip_if_unreadable(facts, "symbol_sets", "Symbol sets")
     if unreadable:
         return unreadable
-    sets = [s for s in facts.require("symbol_sets") if isinstance(s, dict)]
+    sets = records(facts.require("symbol_sets"))
     uploaded = [s for s in sets if s.get("storage_ptr")]
     failed = [s for s in sets if not s.get("storage_ptr")]
     metrics = {"web_exceptions_30d": web_exceptions, "symbol_sets": len(sets), "uploaded": len(uploaded)}
@@ -115,11 +115,11 @@ def source_maps(facts: Facts, t: dict[str, Any]) -> Finding:
     uses=("error_issues",),
     thresholds={"pass_share": 0.50, "warn_share": 0.10},
 )
-def issues_triaged(facts: Facts, t: dict[str, Any]) -> Finding:
+def issues_triaged(facts: Facts, thresholds: dict[str, Any]) -> Finding:
     unreadable = skip_if_unreadable(facts, "error_issues", "Error tracking issues")
     if unreadable:
         return unreadable
-    issues = [i for i in facts.require("error_issues") if isinstance(i, dict)]
+    issues = records(facts.require("error_issues"))
     relevant = [i for i in issues if i.get("status") in ("active", "resolved", "pending_release")]
     if not relevant:
         return Finding(Status.SKIP, "No active or resolved issues.", {"issues": len(issues)})
@@ -127,9 +127,9 @@ def issues_triaged(facts: Facts, t: dict[str, Any]) -> Finding:
     ratio = share(len(worked), len(relevant))
     metrics = {"issues": len(relevant), "assigned_or_resolved": len(worked), "share": pct(ratio)}
     summary = f"{pct(ratio)} of {len(relevant)} issues are assigned or resolved."
-    if ratio >= t["pass_share"]:
+    if ratio >= thresholds["pass_share"]:
         return Finding(Status.PASS, summary, metrics)
-    return Finding(Status.WARN if ratio >= t["warn_share"] else Status.FAIL, summary, metrics,
+    return Finding(Status.WARN if ratio >= thresholds["warn_share"] else Status.FAIL, summary, metrics,
                    remediation="Set up assignment rules so new issues get an owner, and resolve or suppress the "
                    "noise so real regressions stand out.")
 

@@ -10,11 +10,12 @@ from checks import impact as pricing
 from checks.common import (
     SERVER_LIBS,
     cube,
-    day,
+    date_or_never,
     identity,
     identity_totals,
     num,
     pct,
+    records,
     share,
     total,
     truncation_note,
@@ -34,7 +35,7 @@ BILLING_FIX = ("Evaluate flags locally on the server (with a polling interval of
 
 
 def active_flags(facts: Facts) -> list[dict[str, Any]]:
-    return [f for f in facts.require("flags") if isinstance(f, dict) and f.get("active") and not f.get("deleted")]
+    return [f for f in records(facts.require("flags")) if f.get("active") and not f.get("deleted")]
 
 
 def flag_calls(facts: Facts) -> pl.DataFrame:
@@ -85,21 +86,21 @@ def fully_rolled_out(flag: dict[str, Any]) -> bool:
     requires=("flags", "identity"),
     thresholds={"days": 30},
 )
-def flags_in_use(facts: Facts, t: dict[str, Any]) -> Finding:
+def flags_in_use(facts: Facts, thresholds: dict[str, Any]) -> Finding:
     flags = active_flags(facts)
     calls = calls_by_key(facts)
     used = [f for f in flags
-            if calls.get(str(f.get("key")), 0) > 0 or within(f.get("last_called_at"), facts.as_of, t["days"])]
+            if calls.get(str(f.get("key")), 0) > 0 or within(f.get("last_called_at"), facts.as_of, thresholds["days"])]
     metrics = {"active_flags": len(flags), "flags_called_30d": len(used), "flag_calls_30d": sum(calls.values()),
                **truncation_note(facts, "identity")}
     table = Table.of(["flag", "calls (30 d)", "last called"], sorted(used, key=lambda f: -calls.get(f.get("key"), 0)),
-                     row=lambda f: [f.get("key"), calls.get(f.get("key"), 0), day(f.get("last_called_at"))]) \
+                     row=lambda f: [f.get("key"), calls.get(f.get("key"), 0), date_or_never(f.get("last_called_at"))]) \
         if used else None
     if used:
-        return Finding(Status.PASS, f"{len(used)} of {len(flags)} active flags were called in {t['days']} days.",
-                       metrics, table)
+        return Finding(Status.PASS, f"{len(used)} of {len(flags)} active flags were called in "
+                       f"{thresholds['days']} days.", metrics, table)
     what = "No active flags" if not flags else f"None of the {len(flags)} active flags was called"
-    return Finding(Status.FAIL, f"{what} in {t['days']} days.", metrics, table,
+    return Finding(Status.FAIL, f"{what} in {thresholds['days']} days.", metrics, table,
                    "Wrap a real feature in a flag with `posthog.isFeatureEnabled('key')` (or the server SDK) and "
                    "check it shows calls in the flag's usage tab.")
 
@@ -115,7 +116,7 @@ def flags_in_use(facts: Facts, t: dict[str, Any]) -> Finding:
     requires=("cube", "identity"),
     thresholds={"pass_per_session": 4, "warn_per_session": 10, "flag_only_share": 0.20},
 )
-def call_volume(facts: Facts, t: dict[str, Any]) -> Finding:
+def call_volume(facts: Facts, thresholds: dict[str, Any]) -> Finding:
     flag_events = cube(facts).filter(pl.col("event") == "$feature_flag_called")
     calls = total(flag_events)
     if calls == 0:
@@ -135,7 +136,7 @@ def call_volume(facts: Facts, t: dict[str, Any]) -> Finding:
         .sort(["events", "key", "lib"], descending=[True, False, False])
     table = Table.of(["flag", "lib", "calls (30 d)", "sessions"], [list(r) for r in by_key.iter_rows()]) \
         if by_key.height else None
-    if flag_only_ratio > t["flag_only_share"]:
+    if flag_only_ratio > thresholds["flag_only_share"]:
         flag_only_calls = int(flag_only["events"].sum()) if flag_only.height else 0
         return Finding(Status.FAIL, f"{pct(flag_only_ratio)} of distinct ids ({num(flag_only_ids)}) appear only in "
                        "flag calls: server-side checks with throwaway ids create billable persons.",
@@ -145,11 +146,11 @@ def call_volume(facts: Facts, t: dict[str, Any]) -> Finding:
         why = "no events carry a session" if not totals["sessions"] else "the calls carry no session (server-side)"
         return Finding(Status.PASS, f"{num(calls)} flag calls; not judged per session: {why}.", metrics, table)
     summary = f"{per_session:.1f} $feature_flag_called per session ({num(calls)} in 30 days)."
-    excess = session_calls - t["pass_per_session"] * totals["sessions"]
-    what = f"beyond {t['pass_per_session']:g} per session"
-    if per_session > t["warn_per_session"]:
+    excess = session_calls - thresholds["pass_per_session"] * totals["sessions"]
+    what = f"beyond {thresholds['pass_per_session']:g} per session"
+    if per_session > thresholds["warn_per_session"]:
         return Finding(Status.FAIL, summary, metrics, table, BILLING_FIX, impact=flag_calls_cost(facts, excess, what))
-    if per_session > t["pass_per_session"]:
+    if per_session > thresholds["pass_per_session"]:
         return Finding(Status.WARN, summary, metrics, table, BILLING_FIX, impact=flag_calls_cost(facts, excess, what))
     return Finding(Status.PASS, summary, metrics, table)
 
@@ -175,7 +176,7 @@ def flag_calls_cost(facts: Facts, calls: float, what: str) -> Impact | None:
     requires=("identity",),
     thresholds={"pass_share": 0.80},
 )
-def server_local_evaluation(facts: Facts, t: dict[str, Any]) -> Finding:
+def server_local_evaluation(facts: Facts, thresholds: dict[str, Any]) -> Finding:
     server = flag_calls(facts).filter(pl.col("lib").is_in(SERVER_LIBS))
     calls = int(server["events"].sum()) if server.height else 0
     if calls == 0:
@@ -193,7 +194,7 @@ def server_local_evaluation(facts: Facts, t: dict[str, Any]) -> Finding:
     summary = f"{pct(ratio)} of {num(calls)} server-side flag calls are evaluated locally."
     fix = ("Initialise the server SDK with a feature flags secure API key (personal_api_key) so it evaluates "
            "flags locally, and set a 5-minute polling interval. Not suited to edge/lambda runtimes.")
-    if ratio >= t["pass_share"]:
+    if ratio >= thresholds["pass_share"]:
         return Finding(Status.PASS, summary, metrics, table)
     return Finding(Status.WARN if ratio > 0 else Status.FAIL, summary, metrics, table, fix)
 
@@ -210,18 +211,18 @@ def server_local_evaluation(facts: Facts, t: dict[str, Any]) -> Finding:
     uses=("identity",),
     thresholds={"days": 30},
 )
-def stale_rollouts(facts: Facts, t: dict[str, Any]) -> Finding:
+def stale_rollouts(facts: Facts, thresholds: dict[str, Any]) -> Finding:
     flags = active_flags(facts)
     stale = [f for f in flags if str(f.get("status") or "").lower() == "stale"
-             or (fully_rolled_out(f) and not within(f.get("updated_at"), facts.as_of, t["days"]))]
+             or (fully_rolled_out(f) and not within(f.get("updated_at"), facts.as_of, thresholds["days"]))]
     metrics = {"active_flags": len(flags), "stale": len(stale)}
     if not stale:
-        return Finding(Status.PASS, f"No active flag has sat at 100% for {t['days']}+ days.", metrics)
+        return Finding(Status.PASS, f"No active flag has sat at 100% for {thresholds['days']}+ days.", metrics)
     calls = calls_by_key(facts) if facts.ok("identity") else None
     table = Table.of(["flag", "rollout", "last change", "calls (30 d)", "PostHog status"], stale, row=lambda f: [
-        f.get("key"), rollout(f), day(f.get("updated_at")), "?" if calls is None else calls.get(f.get("key"), 0),
-        f.get("status") or "—"])
-    return Finding(Status.WARN, f"{len(stale)} flag(s) fully rolled out and unchanged for {t['days']}+ days.",
+        f.get("key"), rollout(f), date_or_never(f.get("updated_at")),
+        "?" if calls is None else calls.get(f.get("key"), 0), f.get("status") or "—"])
+    return Finding(Status.WARN, f"{len(stale)} flag(s) fully rolled out and unchanged for {thresholds['days']}+ days.",
                    metrics, table, "Remove the flag from the code, then disable and delete it in PostHog.",
                    links=flag_links(facts, stale))
 
@@ -237,19 +238,20 @@ def stale_rollouts(facts: Facts, t: dict[str, Any]) -> Finding:
     requires=("flags", "identity"),
     thresholds={"days": 30},
 )
-def uncalled_flags(facts: Facts, t: dict[str, Any]) -> Finding:
+def uncalled_flags(facts: Facts, thresholds: dict[str, Any]) -> Finding:
     flags = active_flags(facts)
     calls = calls_by_key(facts)
     uncalled = [f for f in flags if not calls.get(str(f.get("key")))
-                and not within(f.get("last_called_at"), facts.as_of, t["days"])]
+                and not within(f.get("last_called_at"), facts.as_of, thresholds["days"])]
     metrics = {"active_flags": len(flags), "uncalled": len(uncalled), **truncation_note(facts, "identity")}
     if not uncalled:
-        return Finding(Status.PASS, f"All {len(flags)} active flags were called in {t['days']} days.", metrics)
+        return Finding(Status.PASS, f"All {len(flags)} active flags were called in {thresholds['days']} days.", metrics)
     table = Table.of(["flag", "description", "created", "last change"], uncalled, row=lambda f: [
-        f.get("key"), f.get("name") or "", day(f.get("created_at")), day(f.get("updated_at"))])
-    return Finding(Status.WARN, f"{len(uncalled)} of {len(flags)} active flags had no call in {t['days']} days.",
-                   metrics, table, "Check whether the code still evaluates these flags (locally evaluated flags "
-                   "may not report calls); disable and delete the ones it does not.", links=flag_links(facts, uncalled))
+        f.get("key"), f.get("name") or "", date_or_never(f.get("created_at")), date_or_never(f.get("updated_at"))])
+    return Finding(Status.WARN, f"{len(uncalled)} of {len(flags)} active flags had no call in "
+                   f"{thresholds['days']} days.", metrics, table,
+                   "Check whether the code still evaluates these flags (locally evaluated flags may not report calls); "
+                   "disable and delete the ones it does not.", links=flag_links(facts, uncalled))
 
 
 def targeting_kinds(flag: dict[str, Any]) -> set[str]:
@@ -276,7 +278,7 @@ def targeting_kinds(flag: dict[str, Any]) -> set[str]:
     docs_url=f"{DOCS}/creating-feature-flags",
     requires=("flags",),
 )
-def targeting(facts: Facts, t: dict[str, Any]) -> Finding:
+def targeting(facts: Facts, thresholds: dict[str, Any]) -> Finding:
     flags = active_flags(facts)
     counts = {k: 0 for k in ("person properties", "cohorts", "groups", "multivariate")}
     for f in flags:
@@ -298,23 +300,25 @@ def targeting(facts: Facts, t: dict[str, Any]) -> Finding:
     requires=("experiments",),
     thresholds={"max_running_days": 90},
 )
-def experiments(facts: Facts, t: dict[str, Any]) -> Finding:
-    items = [e for e in facts.require("experiments") if isinstance(e, dict) and not e.get("deleted")
+def experiments(facts: Facts, thresholds: dict[str, Any]) -> Finding:
+    items = [e for e in records(facts.require("experiments")) if not e.get("deleted")
              and not e.get("archived")]
     running = [e for e in items if e.get("start_date") and not e.get("end_date")]
-    overdue = [e for e in running if not within(e.get("start_date"), facts.as_of, t["max_running_days"])]
+    overdue = [e for e in running if not within(e.get("start_date"), facts.as_of, thresholds["max_running_days"])]
     metrics = {"experiments": len(items), "running": len(running),
-               f"running_over_{t['max_running_days']}d": len(overdue)}
+               f"running_over_{thresholds['max_running_days']}d": len(overdue)}
     table = Table.of(["experiment", "flag", "started", "ended"], items, row=lambda e: [
-        e.get("name"), e.get("feature_flag_key"), day(e.get("start_date")), day(e.get("end_date"))]) if items else None
+        e.get("name"), e.get("feature_flag_key"), date_or_never(e.get("start_date")),
+        date_or_never(e.get("end_date"))]) if items else None
     if not items:
         return Finding(Status.WARN, "No experiments.", metrics,
                        remediation="Run the next risky change as an experiment: PostHog computes the result.")
     if overdue:
         names = ", ".join(str(e.get("name")) for e in overdue[:3])
-        return Finding(Status.WARN, f"{len(overdue)} experiment(s) running for over {t['max_running_days']} days "
-                       f"({names}).", metrics, table, "Conclude them: ship the winner, end the experiment and "
-                       "remove the flag.", links=experiment_links(facts, overdue))
+        return Finding(Status.WARN, f"{len(overdue)} experiment(s) running for over "
+                       f"{thresholds['max_running_days']} days ({names}).", metrics, table,
+                       "Conclude them: ship the winner, end the experiment and remove the flag.",
+                       links=experiment_links(facts, overdue))
     return Finding(Status.PASS, f"{len(items)} experiment(s), {len(running)} running.", metrics, table)
 
 

@@ -10,7 +10,7 @@ from auditor.model import Finding, Impact, Severity, Status, Table, check
 from auditor.scoring import read_failed
 from checks import impact as pricing
 from checks.billing import monthly_amount
-from checks.common import day, parse_time
+from checks.common import date_or_never, parse_time
 
 HANDBOOK = "https://posthog.com/handbook/growth/sales/account-allocation"
 
@@ -46,14 +46,15 @@ def attested(facts: Facts) -> dict[str, Any]:
     thresholds={"max_age_days": 120},
     required=True,  # no handover without a current Account Plan, whatever else the account scores
 )
-def account_plan(facts: Facts, t: dict[str, Any]) -> Finding:
-    cutoff = facts.as_of - timedelta(days=t["max_age_days"])
+def account_plan(facts: Facts, thresholds: dict[str, Any]) -> Finding:
+    cutoff = facts.as_of - timedelta(days=thresholds["max_age_days"])
     notes = [n for n in (facts.get("vitally") or {}).get("notes") or []
              if "account plan" in str(n.get("subject") or "").lower()]
     recent_notes = [n for n in notes if (parse_time(n.get("noteDate") or n.get("createdAt")) or cutoff) > cutoff]
     if recent_notes:
         latest = max(str(n.get("noteDate") or n.get("createdAt")) for n in recent_notes)
-        return Finding(Status.PASS, f"Account Plan note in Vitally from {day(latest)}.", {"source": "vitally"})
+        return Finding(Status.PASS, f"Account Plan note in Vitally from {date_or_never(latest)}.",
+                       {"source": "vitally"})
     plan = attested(facts).get("account_plan")
     if plan and plan.get("link") and plan.get("answer") == "yes":
         table = Table.of(["link", "by", "date", "note"], [[plan["link"], plan["by"], plan["date"], plan["note"]]])
@@ -61,11 +62,11 @@ def account_plan(facts: Facts, t: dict[str, Any]) -> Finding:
             return Finding(Status.PASS, f"Account Plan attested by {plan['by']} on {plan['date']}.",
                            {"source": "attestation"}, table)
         return Finding(Status.FAIL, f"The Account Plan was last attested on {plan['date']}, more than "
-                       f"{t['max_age_days']} days ago.", {"source": "attestation"}, table,
+                       f"{thresholds['max_age_days']} days ago.", {"source": "attestation"}, table,
                        "Review the Account Plan with the customer and record the new date.")
     where = "no Account Plan note in Vitally" if facts.ok("vitally") else "Vitally not read"
-    older = f" (the latest note is from {day(max(str(n.get('noteDate') or n.get('createdAt')) for n in notes))})" \
-        if notes else ""
+    newest = max((str(n.get("noteDate") or n.get("createdAt")) for n in notes), default=None)
+    older = f" (the latest note is from {date_or_never(newest)})" if notes else ""
     return Finding(Status.FAIL, f"No Account Plan on record: {where}{older}, and none attested.",
                    {"source": "none"}, remediation="Write the Account Plan (a Vitally note titled 'Account Plan'), "
                    "or attest its link in the attestation file (`posthog-auditor attest --init`).")
@@ -83,7 +84,7 @@ def account_plan(facts: Facts, t: dict[str, Any]) -> Finding:
     requires=("scope",),
     uses=("billing", "cube", "replay", "warehouse_sources", "project"),
 )
-def paid_products_used(facts: Facts, t: dict[str, Any]) -> Finding:
+def paid_products_used(facts: Facts, thresholds: dict[str, Any]) -> Finding:
     scope = facts.require("scope")
     if scope.get("source") == "usage" and read_failed(facts.status("billing"), facts.reason("billing")):
         # A 500 is not "no billing access": PostHog failed to answer, and that is an error to see and retry.
@@ -166,7 +167,7 @@ def unused_cost(facts: Facts, unused: list[str], titles: dict[str, str]) -> Impa
     audience="internal",  # a handover precondition: PostHog's own homework, not the customer's report
     uses=("attestations", "vitally"),
 )
-def invoices_paid(facts: Facts, t: dict[str, Any]) -> Finding:
+def invoices_paid(facts: Facts, thresholds: dict[str, Any]) -> Finding:
     trait = ((facts.get("vitally") or {}).get("invoices_paid"))
     if trait is not None:
         status = Status.PASS if trait else Status.FAIL
@@ -194,7 +195,7 @@ def invoices_paid(facts: Facts, t: dict[str, Any]) -> Finding:
     audience="internal",  # a handover precondition: PostHog's own homework, not the customer's report
     uses=("attestations",),
 )
-def attestations(facts: Facts, t: dict[str, Any]) -> Finding:
+def attestations(facts: Facts, thresholds: dict[str, Any]) -> Finding:
     answers = attested(facts)
     rows, missing, declined = [], [], []
     for name in CHECKLIST:

@@ -9,17 +9,19 @@ from auditor.model import Finding, Severity, Status, Table, check
 from checks.common import (
     LEVEL_NAMES,
     cube,
-    day,
+    date_or_never,
     latest_time,
     member_last_login,
     member_name,
     num,
     pct,
     project_timezone,
+    records,
     share,
     skip_if_unreadable,
     total,
     truncation_note,
+    warning_counts,
     web,
     within,
 )
@@ -44,7 +46,7 @@ OWNER, ADMIN = 15, 8
     requires=("cube",),
     uses=("project",),  # its timezone: HogQL's times are in it
 )
-def events_flowing(facts: Facts, t: dict[str, Any]) -> Finding:
+def events_flowing(facts: Facts, thresholds: dict[str, Any]) -> Finding:
     df = cube(facts)
     last_24h, last_7d, last_30d = total(df, "events_24h"), total(df, "events_7d"), total(df)
     last_seen = latest_time(df["last_seen"].to_list(), project_timezone(facts))
@@ -56,8 +58,8 @@ def events_flowing(facts: Facts, t: dict[str, Any]) -> Finding:
         return Finding(Status.PASS, f"{num(last_24h)} events in the last 24 h ({num(last_30d)} in 30 days).", metrics)
     if last_7d > 0:
         return Finding(Status.WARN, f"No events in the last 24 h; {num(last_7d)} in the last 7 days "
-                       f"(last event {day(last_seen)}).", metrics, remediation=fix)
-    when = f"the last event was {day(last_seen)}" if last_seen else "no events at all in 30 days"
+                       f"(last event {date_or_never(last_seen)}).", metrics, remediation=fix)
+    when = f"the last event was {date_or_never(last_seen)}" if last_seen else "no events at all in 30 days"
     return Finding(Status.FAIL, f"No events in the last 7 days: {when}.", metrics, remediation=fix)
 
 
@@ -73,9 +75,9 @@ def events_flowing(facts: Facts, t: dict[str, Any]) -> Finding:
     thresholds={"min_admins": 2, "login_days": 90},
     private_evidence=True,  # names, emails and last logins: the new owner's outreach list, not the customer's
 )
-def owners_and_admins(facts: Facts, t: dict[str, Any]) -> Finding:
-    members = [m for m in facts.require("members") if isinstance(m, dict)]
-    as_of, login_days = facts.as_of, t["login_days"]
+def owners_and_admins(facts: Facts, thresholds: dict[str, Any]) -> Finding:
+    members = records(facts.require("members"))
+    as_of, login_days = facts.as_of, thresholds["login_days"]
     privileged = sorted(
         (m for m in members if (m.get("level") or 0) >= ADMIN), key=lambda m: -(m.get("level") or 0)
     )
@@ -84,7 +86,7 @@ def owners_and_admins(facts: Facts, t: dict[str, Any]) -> Finding:
     active_owners = [m for m in owners if m in active]
     table = Table.of(["name", "email", "level", "last login"], privileged, row=lambda m: [
         member_name(m), (m.get("user") or {}).get("email"), LEVEL_NAMES.get(m.get("level") or 1, m.get("level")),
-        day(member_last_login(m))])
+        date_or_never(member_last_login(m))])
     metrics = {"members": len(members), "owners": len(owners), "admins_or_owners": len(privileged),
                f"active_in_{login_days}d": len(active)}
     fix = ("Promote a second person to admin (Organization settings → Members) so access does not hang on one "
@@ -92,7 +94,7 @@ def owners_and_admins(facts: Facts, t: dict[str, Any]) -> Finding:
     if not active:
         return Finding(Status.FAIL, f"None of the {len(privileged)} owners/admins logged in within {login_days} days.",
                        metrics, table, fix)
-    if len(privileged) < t["min_admins"]:
+    if len(privileged) < thresholds["min_admins"]:
         return Finding(Status.WARN, f"Only {len(privileged)} member at admin level or above.", metrics, table, fix)
     if not active_owners:
         return Finding(Status.WARN, f"No owner logged in within {login_days} days "
@@ -113,15 +115,15 @@ def owners_and_admins(facts: Facts, t: dict[str, Any]) -> Finding:
     uses=("sdk_health",),
     thresholds={"traffic_share": 0.10, "web_traffic_share": 0.20, "minor_versions_behind": 3},
 )
-def sdk_versions(facts: Facts, t: dict[str, Any]) -> Finding:
+def sdk_versions(facts: Facts, thresholds: dict[str, Any]) -> Finding:
     report = facts.get("sdk_health")
     if isinstance(report, dict) and isinstance(report.get("sdks"), list):
         return _from_sdk_report(report)
-    return _from_cube(facts, t)
+    return _from_cube(facts, thresholds)
 
 
 def _from_sdk_report(report: dict[str, Any]) -> Finding:
-    sdks = [s for s in report["sdks"] if isinstance(s, dict)]
+    sdks = records(report["sdks"])
 
     def volume(sdk: dict[str, Any]) -> int:
         return sum(int(r.get("count") or 0) for r in sdk.get("releases") or [])
@@ -148,7 +150,7 @@ def _from_sdk_report(report: dict[str, Any]) -> Finding:
     return Finding(Status.PASS, f"All {len(sdks)} SDK(s) current per PostHog's SDK health report.", metrics, table)
 
 
-def _from_cube(facts: Facts, t: dict[str, Any]) -> Finding:
+def _from_cube(facts: Facts, thresholds: dict[str, Any]) -> Finding:
     df = cube(facts).filter(pl.col("lib").is_not_null() & (pl.col("lib") != ""))
     by_version = df.group_by(["lib", "lib_version"]).agg(pl.col("events").sum()).sort(
         ["lib", "events", "lib_version"], descending=[False, True, False]
@@ -168,13 +170,13 @@ def _from_cube(facts: Facts, t: dict[str, Any]) -> Finding:
             continue
         outdated_events = sum(
             ev for v, ev in versions.select(["lib_version", "events"]).iter_rows()
-            if is_outdated(v, latest, t["minor_versions_behind"])
+            if is_outdated(v, latest, thresholds["minor_versions_behind"])
         )
         main_version = versions["lib_version"][0]
         outdated_share = share(outdated_events, lib_events)
         rows.append([lib, main_version, latest["latest"], pct(outdated_share), pct(share(lib_events, total(df)))])
-        limit = t["web_traffic_share"] if lib == "web" else t["traffic_share"]
-        if lib == top_lib and is_outdated(main_version, latest, t["minor_versions_behind"]):
+        limit = thresholds["web_traffic_share"] if lib == "web" else thresholds["traffic_share"]
+        if lib == top_lib and is_outdated(main_version, latest, thresholds["minor_versions_behind"]):
             failing.append(f"{lib} {main_version} (latest {latest['latest']})")
         elif outdated_share >= limit:
             warning.append(f"{lib} ({pct(outdated_share)} of its events on outdated versions)")
@@ -208,7 +210,7 @@ def _from_cube(facts: Facts, t: dict[str, Any]) -> Finding:
     requires=("cube",),
     thresholds={"pass_share": 0.90},
 )
-def reverse_proxy(facts: Facts, t: dict[str, Any]) -> Finding:
+def reverse_proxy(facts: Facts, thresholds: dict[str, Any]) -> Finding:
     w = web(cube(facts))
     web_events = total(w)
     if web_events == 0:
@@ -217,7 +219,7 @@ def reverse_proxy(facts: Facts, t: dict[str, Any]) -> Finding:
     metrics = {"web_events": web_events, "proxied_share": pct(proxied), **truncation_note(facts)}
     fix = ("Set up PostHog's managed reverse proxy or your own (Cloudflare, Next.js rewrites, nginx) and point "
            "`api_host` at it.")
-    if proxied >= t["pass_share"]:
+    if proxied >= thresholds["pass_share"]:
         return Finding(Status.PASS, f"{pct(proxied)} of web events arrive through a reverse proxy.", metrics)
     if proxied > 0:
         return Finding(Status.WARN, f"Only {pct(proxied)} of web events arrive through a reverse proxy.",
@@ -236,7 +238,7 @@ def reverse_proxy(facts: Facts, t: dict[str, Any]) -> Finding:
     docs_url="https://posthog.com/docs/toolbar",
     requires=("project", "cube"),
 )
-def authorized_urls(facts: Facts, t: dict[str, Any]) -> Finding:
+def authorized_urls(facts: Facts, thresholds: dict[str, Any]) -> Finding:
     if total(web(cube(facts))) == 0:
         return Finding(Status.SKIP, "No web (posthog-js) traffic in 30 days.", {})
     urls = [u for u in facts.require("project").get("app_urls") or [] if u]
@@ -258,7 +260,7 @@ def authorized_urls(facts: Facts, t: dict[str, Any]) -> Finding:
     uses=("ingestion_warnings",),
     thresholds={"warn_count": 10, "fail_count": 1000},
 )
-def ingestion_warnings(facts: Facts, t: dict[str, Any]) -> Finding:
+def ingestion_warnings(facts: Facts, thresholds: dict[str, Any]) -> Finding:
     unreadable = skip_if_unreadable(facts, "ingestion_warnings", "Ingestion warnings (see Data management → "
                                     "Ingestion warnings)", missing_scope_too=True)
     if unreadable:
@@ -271,19 +273,11 @@ def ingestion_warnings(facts: Facts, t: dict[str, Any]) -> Finding:
     if warnings.get("ingestion_capacity_overflow"):
         return Finding(Status.FAIL, f"{num(count)} warnings in 7 days, including ingestion capacity overflow "
                        "(events sent in a loop or a burst).", metrics, table, fix)
-    if count >= t["fail_count"]:
+    if count >= thresholds["fail_count"]:
         return Finding(Status.FAIL, f"{num(count)} ingestion warnings in 7 days.", metrics, table, fix)
-    if count >= t["warn_count"]:
+    if count >= thresholds["warn_count"]:
         return Finding(Status.WARN, f"{num(count)} ingestion warnings in 7 days.", metrics, table, fix)
     return Finding(Status.PASS, f"{num(count)} ingestion warnings in 7 days.", metrics, table)
-
-
-def warning_counts(items: list[Any]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for item in items:
-        if isinstance(item, dict) and item.get("type"):
-            counts[item["type"]] = counts.get(item["type"], 0) + int(item.get("count") or 0)
-    return counts
 
 
 @check(
@@ -296,7 +290,7 @@ def warning_counts(items: list[Any]) -> dict[str, int]:
     requires=("cube",),
     thresholds={"warn_share": 0.01, "fail_share": 0.05},
 )
-def test_traffic(facts: Facts, t: dict[str, Any]) -> Finding:
+def test_traffic(facts: Facts, thresholds: dict[str, Any]) -> Finding:
     df = cube(facts)
     events = total(df)
     if events == 0:
@@ -309,7 +303,8 @@ def test_traffic(facts: Facts, t: dict[str, Any]) -> Finding:
     metrics = {"test_host_events": test, "share": pct(ratio), **truncation_note(facts)}
     fix = ("Use a separate PostHog project for development and staging (or don't initialise PostHog there), and "
            "add a test-account filter for $host.")
-    status = Status.FAIL if ratio >= t["fail_share"] else Status.WARN if ratio >= t["warn_share"] else Status.PASS
+    status = Status.FAIL if ratio >= thresholds["fail_share"] else \
+        Status.WARN if ratio >= thresholds["warn_share"] else Status.PASS
     return Finding(status, f"{pct(ratio)} of events come from localhost, staging or dev hosts.", metrics, table,
                    fix if status != Status.PASS else "")
 

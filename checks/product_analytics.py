@@ -11,7 +11,7 @@ from checks.billing import group_analytics_paid
 from checks.common import (
     SURVEY_EVENTS,
     cube,
-    day,
+    date_or_never,
     event_mix,
     event_total,
     identity,
@@ -22,11 +22,11 @@ from checks.common import (
     share,
     total,
     truncation_note,
+    warning_counts,
     web,
     within,
 )
 from checks.impact import EVENTS, GROUP_ANALYTICS, PERSON_PROFILES, Charge
-from checks.platform import warning_counts
 
 if TYPE_CHECKING:
     import polars as pl
@@ -54,7 +54,7 @@ def identifying(df: pl.DataFrame) -> bool:
     docs_url=f"{DOCS}/product-analytics/identify",
     requires=("cube",),
 )
-def identify_used(facts: Facts, t: dict[str, Any]) -> Finding:
+def identify_used(facts: Facts, thresholds: dict[str, Any]) -> Finding:
     df = cube(facts)
     identifies, identified = event_total(df, "$identify"), total(df, "identified")
     metrics = {"identify_events": identifies, "events_from_identified_users": identified, **truncation_note(facts)}
@@ -78,7 +78,7 @@ def identify_used(facts: Facts, t: dict[str, Any]) -> Finding:
     uses=("identity", "billing"),
     thresholds={"pass_share": 0.05, "warn_share": 0.10, "per_session": 4},
 )
-def identify_call_rate(facts: Facts, t: dict[str, Any]) -> Finding:
+def identify_call_rate(facts: Facts, thresholds: dict[str, Any]) -> Finding:
     df = cube(facts)
     calls = event_total(df, "$identify") + event_total(df, "$set")
     events = total(df)
@@ -108,9 +108,9 @@ def identify_call_rate(facts: Facts, t: dict[str, Any]) -> Finding:
     else:
         summary += "."
     cost = identify_cost(facts, session_calls - sessions) if per_session is not None else None
-    if ratio > t["warn_share"]:
+    if ratio > thresholds["warn_share"]:
         return Finding(Status.FAIL, summary, metrics, remediation=fix, impact=cost)
-    if ratio > t["pass_share"] or (per_session is not None and per_session > t["per_session"]):
+    if ratio > thresholds["pass_share"] or (per_session is not None and per_session > thresholds["per_session"]):
         return Finding(Status.WARN, summary, metrics, remediation=fix, impact=cost)
     return Finding(Status.PASS, summary, metrics)
 
@@ -134,7 +134,7 @@ def identify_cost(facts: Facts, excess: int) -> Impact | None:
     requires=("cube",),
     uses=("identity", "ingestion_warnings"),
 )
-def illegal_distinct_ids(facts: Facts, t: dict[str, Any]) -> Finding:
+def illegal_distinct_ids(facts: Facts, thresholds: dict[str, Any]) -> Finding:
     df = cube(facts)
     events = total(df, "illegal_id_events")
     refused = warning_counts(facts.get("ingestion_warnings") or []).get("cannot_merge_with_illegal_distinct_id", 0)
@@ -164,12 +164,12 @@ def illegal_distinct_ids(facts: Facts, t: dict[str, Any]) -> Finding:
     requires=("ingestion_warnings",),
     thresholds={"fail_count": 100},
 )
-def merge_conflicts(facts: Facts, t: dict[str, Any]) -> Finding:
+def merge_conflicts(facts: Facts, thresholds: dict[str, Any]) -> Finding:
     count = warning_counts(facts.require("ingestion_warnings")).get("cannot_merge_already_identified", 0)
     metrics = {"cannot_merge_already_identified_7d": count}
     fix = "Call `posthog.reset()` on log-out and identify with one stable id per user (not an email in one place " \
           "and a database id in another)."
-    if count >= t["fail_count"]:
+    if count >= thresholds["fail_count"]:
         return Finding(Status.FAIL, f"{num(count)} refused merges of already-identified users in 7 days.",
                        metrics, remediation=fix)
     if count:
@@ -190,7 +190,7 @@ def merge_conflicts(facts: Facts, t: dict[str, Any]) -> Finding:
     uses=("billing", "organization"),
     thresholds={"groupidentify_share": 0.05},
 )
-def group_analytics(facts: Facts, t: dict[str, Any]) -> Finding:
+def group_analytics(facts: Facts, thresholds: dict[str, Any]) -> Finding:
     df = cube(facts)
     types = [g for g in facts.require("groups") or [] if isinstance(g, dict)]
     paid = group_analytics_paid(facts.get("billing"))
@@ -217,7 +217,7 @@ def group_analytics(facts: Facts, t: dict[str, Any]) -> Finding:
         return Finding(Status.WARN, f"{len(types)} group type(s) but no $groupidentify: groups have no properties.",
                        metrics, table, "Pass group properties with `posthog.group(type, key, {name: …})` so "
                        "groups can be filtered and named.", severity)
-    if ratio > t["groupidentify_share"]:
+    if ratio > thresholds["groupidentify_share"]:
         return Finding(Status.WARN, f"$groupidentify is {pct(ratio)} of events: group() is over-called.",
                        metrics, table, "Call group() with properties once per group per session, not on "
                        "every page.", severity)
@@ -237,7 +237,7 @@ def group_analytics(facts: Facts, t: dict[str, Any]) -> Finding:
     uses=("billing",),
     thresholds={"identified_share": 0.20},
 )
-def person_profiles(facts: Facts, t: dict[str, Any]) -> Finding:
+def person_profiles(facts: Facts, thresholds: dict[str, Any]) -> Finding:
     w = web(cube(facts))
     web_events = total(w)
     if web_events == 0:
@@ -247,7 +247,7 @@ def person_profiles(facts: Facts, t: dict[str, Any]) -> Finding:
     personless = total(w, "personless")
     metrics = {"web_events": web_events, "anonymous_web_events": personless,
                "identified_share_of_distinct_ids": pct(identified_ratio)}
-    if personless == 0 and identified_ratio < t["identified_share"]:
+    if personless == 0 and identified_ratio < thresholds["identified_share"]:
         # Events of users not (yet) identified, processed with a person profile: with identified_only they would be
         # anonymous, billed at the base event rate without the person profiles charge.
         anonymous = max(web_events - total(w, "identified") - personless, 0)
@@ -283,7 +283,7 @@ def autocapture_actions(actions: list[Any]) -> list[dict[str, Any]]:
     uses=("actions", "billing"),
     thresholds={"max_share": 0.50},
 )
-def autocapture_tuned(facts: Facts, t: dict[str, Any]) -> Finding:
+def autocapture_tuned(facts: Facts, thresholds: dict[str, Any]) -> Finding:
     df = cube(facts)
     events, autocaptured = total(df), event_total(df, "$autocapture")
     opted_out = bool(facts.require("project").get("autocapture_opt_out"))
@@ -292,7 +292,7 @@ def autocapture_tuned(facts: Facts, t: dict[str, Any]) -> Finding:
                        {"autocapture_opt_out": True})
     ratio = share(autocaptured, events)
     metrics = {**event_mix(df), **truncation_note(facts)}  # event_mix includes the $autocapture share
-    if ratio <= t["max_share"]:
+    if ratio <= thresholds["max_share"]:
         return Finding(Status.PASS, f"$autocapture is {pct(ratio)} of events.", metrics)
     actions = autocapture_actions(facts.require("actions"))
     metrics["actions_on_autocapture"] = len(actions)
@@ -303,7 +303,7 @@ def autocapture_tuned(facts: Facts, t: dict[str, Any]) -> Finding:
         return Finding(Status.WARN, f"$autocapture is {pct(ratio)} of events; {len(actions)} action(s) use it.",
                        metrics, remediation=fix)
     return Finding(Status.FAIL, f"$autocapture is {pct(ratio)} of events and no action uses it.", metrics,
-                   remediation=fix, impact=autocapture_cost(facts, df, t["max_share"]))
+                   remediation=fix, impact=autocapture_cost(facts, df, thresholds["max_share"]))
 
 
 def autocapture_cost(facts: Facts, df: pl.DataFrame, max_share: float) -> Impact | None:
@@ -334,7 +334,7 @@ def autocapture_cost(facts: Facts, df: pl.DataFrame, max_share: float) -> Impact
     requires=("cube",),
     thresholds={"pass_share": 0.05},
 )
-def custom_events_defined(facts: Facts, t: dict[str, Any]) -> Finding:
+def custom_events_defined(facts: Facts, thresholds: dict[str, Any]) -> Finding:
     df = cube(facts)
     events = total(df)
     if events == 0:
@@ -347,7 +347,7 @@ def custom_events_defined(facts: Facts, t: dict[str, Any]) -> Finding:
     metrics = {"custom_event_types": custom.height, "custom_share": pct(ratio), **truncation_note(facts)}
     fix = "Capture the key moments of the product with `posthog.capture('signed up', {plan: …})`, " \
           "on the server where possible."
-    if ratio >= t["pass_share"]:
+    if ratio >= thresholds["pass_share"]:
         return Finding(Status.PASS, f"{custom.height} custom event types, {pct(ratio)} of events.", metrics, table)
     if ratio > 0:
         return Finding(Status.WARN, f"Custom events are only {pct(ratio)} of events ({custom.height} types).",
@@ -366,10 +366,10 @@ def custom_events_defined(facts: Facts, t: dict[str, Any]) -> Finding:
     requires=("cube",),
     thresholds={"top_events": 20, "pass_share": 0.80, "warn_share": 0.50},
 )
-def custom_event_properties(facts: Facts, t: dict[str, Any]) -> Finding:
+def custom_event_properties(facts: Facts, thresholds: dict[str, Any]) -> Finding:
     custom = custom_events(cube(facts)).group_by("event").agg(
         pl.col("events").sum(), pl.col("with_custom_properties").sum()
-    ).sort(["events", "event"], descending=[True, False]).head(int(t["top_events"]))
+    ).sort(["events", "event"], descending=[True, False]).head(int(thresholds["top_events"]))
     if custom.height == 0:
         return Finding(Status.SKIP, "No custom events to judge.", {})
     # An event "carries properties" when most of its occurrences have at least one non-$ property.
@@ -383,9 +383,9 @@ def custom_event_properties(facts: Facts, t: dict[str, Any]) -> Finding:
     metrics = {"events_judged": custom.height, "with_properties": with_props, **truncation_note(facts)}
     summary = f"{with_props} of the top {custom.height} custom events carry properties."
     fix = "Add the properties analysts break down by (plan, source, amount, item) to each capture call."
-    if ratio >= t["pass_share"]:
+    if ratio >= thresholds["pass_share"]:
         return Finding(Status.PASS, summary, metrics, table)
-    return Finding(Status.WARN if ratio >= t["warn_share"] else Status.FAIL, summary, metrics, table, fix)
+    return Finding(Status.WARN if ratio >= thresholds["warn_share"] else Status.FAIL, summary, metrics, table, fix)
 
 
 @check(
@@ -399,7 +399,7 @@ def custom_event_properties(facts: Facts, t: dict[str, Any]) -> Finding:
     requires=("person_properties", "cube"),
     thresholds={"pass_count": 3},
 )
-def person_properties(facts: Facts, t: dict[str, Any]) -> Finding:
+def person_properties(facts: Facts, thresholds: dict[str, Any]) -> Finding:
     if not identifying(cube(facts)):
         return Finding(Status.SKIP, "Users are not identified, so person properties do not apply yet.", {})
     names = sorted({
@@ -409,7 +409,7 @@ def person_properties(facts: Facts, t: dict[str, Any]) -> Finding:
     metrics = {"custom_person_properties": len(names)}
     table = Table.of(["person property"], [[n] for n in names]) if names else None
     fix = "Send person properties with identify: `posthog.identify(id, {email, name, plan, company})`."
-    if len(names) >= t["pass_count"]:
+    if len(names) >= thresholds["pass_count"]:
         return Finding(Status.PASS, f"{len(names)} custom person properties.", metrics, table)
     if names:
         return Finding(Status.WARN, f"Only {len(names)} custom person properties.", metrics, table, fix)
@@ -427,17 +427,17 @@ def person_properties(facts: Facts, t: dict[str, Any]) -> Finding:
     requires=("actions", "cube"),
     thresholds={"autocapture_heavy_share": 0.30},
 )
-def actions_defined(facts: Facts, t: dict[str, Any]) -> Finding:
+def actions_defined(facts: Facts, thresholds: dict[str, Any]) -> Finding:
     df = cube(facts)
     actions = [a for a in facts.require("actions") if isinstance(a, dict) and not a.get("deleted")]
     ratio = share(event_total(df, "$autocapture"), total(df))
     metrics = {"actions": len(actions), "autocapture_share": pct(ratio)}
-    table = Table.of(["action", "created"], actions, row=lambda a: [a.get("name"), day(a.get("created_at"))]) \
-        if actions else None
+    table = Table.of(["action", "created"], actions,
+                     row=lambda a: [a.get("name"), date_or_never(a.get("created_at"))]) if actions else None
     if actions:
         return Finding(Status.PASS, f"{len(actions)} action(s) defined.", metrics, table)
     fix = "Define actions for the key clicks and pages (Data management → Actions) so insights can use them."
-    if ratio > t["autocapture_heavy_share"]:
+    if ratio > thresholds["autocapture_heavy_share"]:
         return Finding(Status.FAIL, f"No actions, while $autocapture is {pct(ratio)} of events.", metrics,
                        remediation=fix)
     return Finding(Status.WARN, "No actions defined.", metrics, remediation=fix)
@@ -458,7 +458,7 @@ def _viewed_at(item: dict[str, Any]) -> Any:
     requires=("dashboards", "insights"),
     thresholds={"min_insights": 5, "min_dashboards": 1, "recent_days": 7, "stale_days": 30},
 )
-def dashboards_in_use(facts: Facts, t: dict[str, Any]) -> Finding:
+def dashboards_in_use(facts: Facts, thresholds: dict[str, Any]) -> Finding:
     dashboards = [d for d in facts.require("dashboards") if isinstance(d, dict) and not d.get("deleted")]
     insights = [i for i in facts.require("insights") if isinstance(i, dict) and not i.get("deleted")
                 and i.get("saved", True)]
@@ -466,27 +466,27 @@ def dashboards_in_use(facts: Facts, t: dict[str, Any]) -> Finding:
     as_of = facts.as_of
     views = [v for v in (_viewed_at(i) for i in items) if v]
     metrics: dict[str, Any] = {"dashboards": len(dashboards), "saved_insights": len(insights),
-                               "last_viewed": day(max(views)) if views else "never"}
+                               "last_viewed": date_or_never(max(views)) if views else "never"}
     if not views and items:
         # Older PostHog versions expose no view times: fall back to the last refresh, and say so.
         views = [v for v in (i.get("last_refresh") for i in items) if v]
         metrics["view_times"] = "not exposed by this PostHog version; last refresh used instead"
-        metrics["last_viewed"] = day(max(views)) if views else "never"
-    recent = [d for d in items if within(_viewed_at(d) or d.get("last_refresh"), as_of, t["recent_days"])]
+        metrics["last_viewed"] = date_or_never(max(views)) if views else "never"
+    recent = [d for d in items if within(_viewed_at(d) or d.get("last_refresh"), as_of, thresholds["recent_days"])]
     top = sorted(dashboards, key=lambda d: str(_viewed_at(d) or ""), reverse=True)
-    table = Table.of(["dashboard", "last viewed"], top, row=lambda d: [d.get("name"), day(_viewed_at(d))]) \
+    table = Table.of(["dashboard", "last viewed"], top, row=lambda d: [d.get("name"), date_or_never(_viewed_at(d))]) \
         if dashboards else None
     fix = ("Walk the customer's core users through building the insights and a dashboard for their key metrics "
            "(PostHog's dashboard templates are a quick start), and check back that they open them.")
     if not insights:
         return Finding(Status.FAIL, "No saved insights.", metrics, table, fix)
-    if not any(within(v, as_of, t["stale_days"]) for v in views):
-        return Finding(Status.FAIL, f"{len(insights)} saved insights, but none opened within {t['stale_days']} "
-                       "days.", metrics, table, fix)
-    enough = len(insights) >= t["min_insights"] and len(dashboards) >= t["min_dashboards"]
+    if not any(within(v, as_of, thresholds["stale_days"]) for v in views):
+        return Finding(Status.FAIL, f"{len(insights)} saved insights, but none opened within "
+                       f"{thresholds['stale_days']} days.", metrics, table, fix)
+    enough = len(insights) >= thresholds["min_insights"] and len(dashboards) >= thresholds["min_dashboards"]
     if enough and recent:
         return Finding(Status.PASS, f"{len(dashboards)} dashboard(s) and {len(insights)} saved insights; "
-                       f"some opened within {t['recent_days']} days.", metrics, table)
+                       f"some opened within {thresholds['recent_days']} days.", metrics, table)
     why = "none opened in the last week" if not recent else \
         f"only {len(insights)} saved insights and {len(dashboards)} dashboard(s)"
     return Finding(Status.WARN, f"Insights and dashboards exist, but {why}.", metrics, table, fix)
@@ -502,17 +502,19 @@ def dashboards_in_use(facts: Facts, t: dict[str, Any]) -> Finding:
     requires=("members",),
     thresholds={"pass_count": 10, "pass_share": 0.40, "warn_count": 3, "days": 30},
 )
-def team_adoption(facts: Facts, t: dict[str, Any]) -> Finding:
+def team_adoption(facts: Facts, thresholds: dict[str, Any]) -> Finding:
     members = [m for m in facts.require("members") if isinstance(m, dict)]
     active = [m for m in members
-              if within(member_last_login(m), facts.as_of, t["days"])]
+              if within(member_last_login(m), facts.as_of, thresholds["days"])]
     ratio = share(len(active), len(members))
-    metrics = {"members": len(members), f"logged_in_{t['days']}d": len(active), "share": pct(ratio)}
-    summary = f"{len(active)} of {len(members)} members logged in within {t['days']} days."
-    if len(active) >= t["pass_count"] or (ratio >= t["pass_share"] and len(active) >= t["warn_count"]):
+    metrics = {"members": len(members), f"logged_in_{thresholds['days']}d": len(active), "share": pct(ratio)}
+    summary = f"{len(active)} of {len(members)} members logged in within {thresholds['days']} days."
+    if len(active) >= thresholds["pass_count"] or (ratio >= thresholds["pass_share"]
+                                                   and len(active) >= thresholds["warn_count"]):
         return Finding(Status.PASS, summary, metrics)
     fix = "Invite the people who make product decisions and run a short training on the dashboards they need."
-    return Finding(Status.WARN if len(active) >= t["warn_count"] else Status.FAIL, summary, metrics, remediation=fix)
+    return Finding(Status.WARN if len(active) >= thresholds["warn_count"] else Status.FAIL, summary, metrics,
+                   remediation=fix)
 
 
 def behavioural(cohort: dict[str, Any]) -> bool:
@@ -537,7 +539,7 @@ def behavioural(cohort: dict[str, Any]) -> bool:
     docs_url=f"{DOCS}/data/cohorts",
     requires=("cohorts",),
 )
-def cohorts_defined(facts: Facts, t: dict[str, Any]) -> Finding:
+def cohorts_defined(facts: Facts, thresholds: dict[str, Any]) -> Finding:
     cohorts = [c for c in facts.require("cohorts") if isinstance(c, dict) and not c.get("deleted")]
     behavioural_count = sum(1 for c in cohorts if behavioural(c))
     table = Table.of(["cohort", "type", "people"], cohorts, row=lambda c: [

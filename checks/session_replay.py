@@ -2,37 +2,33 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from auditor.facts import Facts
 from auditor.model import Finding, Impact, Severity, Status, Table, check
-from auditor.queries import REPLAY_COLUMNS, SHORT_RECORDING_MS
+from auditor.queries import SHORT_RECORDING_MS
 from checks import impact as pricing
-from checks.common import day, frame, latest_time, num, pct, project_timezone, share, today, truncation_note
+from checks.common import (
+    date_or_never,
+    latest_time,
+    num,
+    pct,
+    project_timezone,
+    records,
+    replay,
+    share,
+    since,
+    truncation_note,
+)
 from checks.impact import RECORDINGS, Charge
 from checks.links import links, setting
 
 if TYPE_CHECKING:
-    import polars as pl
+    pass
 else:
-    from auditor.lazy import polars as pl
+    pass
 
 DOCS = "https://posthog.com/docs/session-replay"
-REPLAY_SCHEMA: dict[str, str] = {"day": "str", "recordings": "int", "short_recordings": "int", "last_start": "str"}
-
-
-def replay(facts: Facts) -> pl.DataFrame:
-    df: pl.DataFrame = facts.memo("replay", lambda: frame(facts.require("replay"), REPLAY_COLUMNS, REPLAY_SCHEMA))
-    return df
-
-
-def since(facts: Facts, days: int) -> pl.DataFrame:
-    """Rows of the last `days` calendar days, today included. HogQL's days are the project's, so today is too."""
-    cutoff = (today(facts) - timedelta(days=days)).isoformat()
-    return replay(facts).filter(pl.col("day") > cutoff)
-
-
 def recording_on(facts: Facts) -> bool:
     return bool(facts.require("project").get("session_recording_opt_in"))
 
@@ -55,28 +51,30 @@ def _not_recording(facts: Facts) -> Finding | None:
     requires=("project", "replay"),
     thresholds={"recent_days": 7},
 )
-def recording_active(facts: Facts, t: dict[str, Any]) -> Finding:
+def recording_active(facts: Facts, thresholds: dict[str, Any]) -> Finding:
     on = recording_on(facts)
     df = replay(facts)
-    recent = since(facts, t["recent_days"])
+    recent = since(facts, thresholds["recent_days"])
     last = latest_time(df["last_start"].to_list(), project_timezone(facts))
-    metrics = {"session_recording_opt_in": on, f"recordings_{t['recent_days']}d": int(recent["recordings"].sum()),
-               "recordings_30d": int(since(facts, 30)["recordings"].sum()), "last_recording": day(last),
+    metrics = {"session_recording_opt_in": on,
+               f"recordings_{thresholds['recent_days']}d": int(recent["recordings"].sum()),
+               "recordings_30d": int(since(facts, 30)["recordings"].sum()), "last_recording": date_or_never(last),
                **truncation_note(facts, "replay")}
     table = Table.of(["day", "recordings"], [[r["day"], r["recordings"]] for r in df.tail(14).iter_rows(named=True)]) \
         if df.height else None
-    history = f"stopped since {day(last)}" if last else "never recorded in the last 90 days"
+    history = f"stopped since {date_or_never(last)}" if last else "never recorded in the last 90 days"
     if not on:
         return Finding(Status.FAIL, f"Session recording is switched off ({history}).", metrics, table,
                        "Turn on session recording in Project settings → Session replay, and check posthog-js is "
                        "not initialised with `disable_session_recording: true`.")
     if recent.height == 0 or int(recent["recordings"].sum()) == 0:
-        return Finding(Status.FAIL, f"Recording is on but nothing was recorded in {t['recent_days']} days: "
+        return Finding(Status.FAIL, f"Recording is on but nothing was recorded in {thresholds['recent_days']} days: "
                        f"{history}.", metrics, table,
                        "Check the posthog-js version and config (`disable_session_recording`, a linked flag or "
                        "triggers that never match), authorized domains, and the replay billing limit.")
     recent_count = int(recent["recordings"].sum())
-    return Finding(Status.PASS, f"{num(recent_count)} recordings in the last {t['recent_days']} days.", metrics, table)
+    return Finding(Status.PASS, f"{num(recent_count)} recordings in the last {thresholds['recent_days']} days.",
+                   metrics, table)
 
 
 @check(
@@ -91,32 +89,33 @@ def recording_active(facts: Facts, t: dict[str, Any]) -> Finding:
     uses=("replay", "billing"),
     thresholds={"pass_ms": 2000},
 )
-def minimum_duration(facts: Facts, t: dict[str, Any]) -> Finding:
+def minimum_duration(facts: Facts, thresholds: dict[str, Any]) -> Finding:
     off = _not_recording(facts)
     if off:
         return off
     project = facts.require("project")
-    fix = (f"Set a minimum duration of at least {t['pass_ms'] / 1000:g} s in Project settings → Session replay "
-           "→ Minimum session duration (posthog-js ≥ 1.89).")
+    minimum = f"{thresholds['pass_ms'] / 1000:g} s"
+    fix = (f"Set a minimum duration of at least {minimum} in Project settings → Session replay → Minimum session "
+           "duration (posthog-js ≥ 1.89).")
     groups = trigger_groups(project)
     if groups:
         durations = [(group_name(g, i), int(g.get("minDurationMs") or 0)) for i, g in enumerate(groups)]
         table = Table.of(["trigger group", "minimum duration"], [[n, f"{ms / 1000:g} s"] for n, ms in durations])
         metrics = {"trigger_groups": len(groups), "shortest_minimum_ms": min(ms for _, ms in durations)}
         unset = [n for n, ms in durations if ms <= 0]
-        short = [n for n, ms in durations if 0 < ms < t["pass_ms"]]
+        short = [n for n, ms in durations if 0 < ms < thresholds["pass_ms"]]
         fix = fix.replace("Minimum session duration", "each trigger group's minimum duration")
         if unset:
             return Finding(Status.FAIL, f"{len(unset)} of {len(groups)} trigger group(s) record sessions of any "
                            f"length ({', '.join(unset[:3])}).", metrics, table, fix, impact=short_cost(facts))
         if short:
-            return Finding(Status.WARN, f"{len(short)} trigger group(s) keep sessions under {t['pass_ms'] / 1000:g} s "
+            return Finding(Status.WARN, f"{len(short)} trigger group(s) keep sessions under {minimum} "
                            f"({', '.join(short[:3])}).", metrics, table, fix, impact=short_cost(facts))
-        return Finding(Status.PASS, f"Every trigger group skips sessions under {t['pass_ms'] / 1000:g} s.", metrics,
+        return Finding(Status.PASS, f"Every trigger group skips sessions under {minimum}.", metrics,
                        table)
     ms = project.get("session_recording_minimum_duration_milliseconds") or 0
     metrics = {"minimum_duration_ms": ms}
-    if ms >= t["pass_ms"]:
+    if ms >= thresholds["pass_ms"]:
         return Finding(Status.PASS, f"Minimum duration is {ms / 1000:g} s.", metrics)
     if ms > 0:
         return Finding(Status.WARN, f"Minimum duration is only {ms / 1000:g} s.", metrics, remediation=fix,
@@ -204,7 +203,7 @@ def recording_controls_in_use(project: dict[str, Any]) -> list[list[str]]:
     docs_url=f"{DOCS}/how-to-control-which-sessions-you-record",
     requires=("project",),
 )
-def recording_controls(facts: Facts, t: dict[str, Any]) -> Finding:
+def recording_controls(facts: Facts, thresholds: dict[str, Any]) -> Finding:
     off = _not_recording(facts)
     if off:
         return off
@@ -238,7 +237,7 @@ def recording_controls(facts: Facts, t: dict[str, Any]) -> Finding:
     docs_url=f"{DOCS}/privacy",
     requires=("project",),
 )
-def privacy_masking(facts: Facts, t: dict[str, Any]) -> Finding:
+def privacy_masking(facts: Facts, thresholds: dict[str, Any]) -> Finding:
     off = _not_recording(facts)
     if off:
         return off
@@ -282,7 +281,7 @@ def privacy_masking(facts: Facts, t: dict[str, Any]) -> Finding:
     docs_url=f"{DOCS}/privacy",
     requires=("project",),
 )
-def authorized_domains(facts: Facts, t: dict[str, Any]) -> Finding:
+def authorized_domains(facts: Facts, thresholds: dict[str, Any]) -> Finding:
     off = _not_recording(facts)
     if off:
         return off
@@ -309,20 +308,20 @@ def authorized_domains(facts: Facts, t: dict[str, Any]) -> Finding:
     uses=("project", "billing"),  # its timezone (HogQL's days are in it); billing prices the waste
     thresholds={"pass_share": 0.20, "warn_share": 0.50, "days": 30},
 )
-def short_recordings(facts: Facts, t: dict[str, Any]) -> Finding:
-    window = since(facts, t["days"])
+def short_recordings(facts: Facts, thresholds: dict[str, Any]) -> Finding:
+    window = since(facts, thresholds["days"])
     total = int(window["recordings"].sum()) if window.height else 0
     if total == 0:
-        return Finding(Status.SKIP, f"No recordings in {t['days']} days.", {})
+        return Finding(Status.SKIP, f"No recordings in {thresholds['days']} days.", {})
     short = int(window["short_recordings"].sum())
     ratio = share(short, total)
     metrics = {"recordings": total, "under_5s_active": short, "share": pct(ratio), **truncation_note(facts, "replay")}
     summary = f"{pct(ratio)} of {num(total)} recordings have under 5 s of activity."
     fix = "Set a minimum duration (≥ 2 s) and record on triggers or a linked flag instead of every session."
-    if ratio <= t["pass_share"]:
+    if ratio <= thresholds["pass_share"]:
         return Finding(Status.PASS, summary, metrics)
-    return Finding(Status.WARN if ratio <= t["warn_share"] else Status.FAIL, summary, metrics, remediation=fix,
-                   impact=short_cost(facts, t["days"]))
+    return Finding(Status.WARN if ratio <= thresholds["warn_share"] else Status.FAIL, summary, metrics, remediation=fix,
+                   impact=short_cost(facts, thresholds["days"]))
 
 
 @check(
@@ -335,10 +334,10 @@ def short_recordings(facts: Facts, t: dict[str, Any]) -> Finding:
     docs_url=f"{DOCS}/how-to-watch-recordings",
     requires=("playlists",),
 )
-def saved_playlists(facts: Facts, t: dict[str, Any]) -> Finding:
-    playlists = [p for p in facts.require("playlists") if isinstance(p, dict) and not p.get("deleted")]
+def saved_playlists(facts: Facts, thresholds: dict[str, Any]) -> Finding:
+    playlists = [p for p in records(facts.require("playlists")) if not p.get("deleted")]
     table = Table.of(["playlist", "last modified"], playlists, row=lambda p: [
-        p.get("name") or p.get("derived_name"), day(p.get("last_modified_at"))]) if playlists else None
+        p.get("name") or p.get("derived_name"), date_or_never(p.get("last_modified_at"))]) if playlists else None
     return Finding(Status.INFO, f"{len(playlists)} saved playlist(s).", {"playlists": len(playlists)}, table)
 
 

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from auditor.facts import Facts
 from auditor.model import Finding, Severity, Status, Table, check
-from checks.common import cube, day, event_total, identity, num, pct, share, truncation_note, within
+from checks.common import cube, date_or_never, event_total, identity, num, pct, records, share, truncation_note, within
 
 if TYPE_CHECKING:
     import polars as pl
@@ -33,16 +33,17 @@ def launched(survey: dict[str, Any], facts: Facts, days: int) -> bool:
     requires=("surveys", "identity"),
     thresholds={"days": 90},
 )
-def surveys_launched(facts: Facts, t: dict[str, Any]) -> Finding:
-    surveys = [s for s in facts.require("surveys") if isinstance(s, dict)]
-    live = [s for s in surveys if launched(s, facts, t["days"])]
+def surveys_launched(facts: Facts, thresholds: dict[str, Any]) -> Finding:
+    surveys = records(facts.require("surveys"))
+    live = [s for s in surveys if launched(s, facts, thresholds["days"])]
     answers = identity(facts).filter((pl.col("kind") == "survey") & (pl.col("lib") == "survey sent"))
     sent = dict(answers.group_by("key").agg(pl.col("events").sum()).iter_rows())
     answered = [s for s in live if sent.get(str(s.get("id")), 0) > 0]
     metrics = {"surveys": len(surveys), "launched": len(live), "with_responses": len(answered),
                **truncation_note(facts, "identity")}
     table = Table.of(["survey", "type", "started", "ended", "responses (30 d)"], live, row=lambda s: [
-        s.get("name"), s.get("type"), day(s.get("start_date")), day(s.get("end_date")), sent.get(str(s.get("id")), 0)
+        s.get("name"), s.get("type"), date_or_never(s.get("start_date")), date_or_never(s.get("end_date")),
+        sent.get(str(s.get("id")), 0)
     ]) if live else None
     if answered:
         return Finding(Status.PASS, f"{len(answered)} launched survey(s) with responses.", metrics, table)
@@ -50,7 +51,8 @@ def surveys_launched(facts: Facts, t: dict[str, Any]) -> Finding:
         return Finding(Status.WARN, f"{len(live)} survey(s) launched, but no responses in 30 days.", metrics, table,
                        "Check the survey's targeting and display conditions, and that `surveys_opt_in` is on "
                        "and posthog-js is recent enough to show it.")
-    return Finding(Status.FAIL, f"No survey launched within {t['days']} days ({len(surveys)} in total).", metrics,
+    return Finding(Status.FAIL, f"No survey launched within {thresholds['days']} days ({len(surveys)} in total).",
+                   metrics,
                    table, "Launch a first survey (an NPS or a feature feedback popover) from a template.")
 
 
@@ -64,18 +66,18 @@ def surveys_launched(facts: Facts, t: dict[str, Any]) -> Finding:
     requires=("cube",),
     thresholds={"pass_rate": 0.05, "warn_rate": 0.01, "min_shown": 100},
 )
-def response_rate(facts: Facts, t: dict[str, Any]) -> Finding:
+def response_rate(facts: Facts, thresholds: dict[str, Any]) -> Finding:
     df = cube(facts)
     shown, sent = event_total(df, "survey shown"), event_total(df, "survey sent")
-    if shown < t["min_shown"]:
+    if shown < thresholds["min_shown"]:
         return Finding(Status.SKIP, f"Only {num(shown)} surveys shown in 30 days: too few to judge.",
                        {"survey_shown": shown})
     rate = share(sent, shown)
     metrics = {"survey_shown": shown, "survey_sent": sent, "response_rate": pct(rate)}
     summary = f"{pct(rate)} of {num(shown)} survey views were answered."
-    if rate >= t["pass_rate"]:
+    if rate >= thresholds["pass_rate"]:
         return Finding(Status.PASS, summary, metrics)
-    return Finding(Status.WARN if rate >= t["warn_rate"] else Status.FAIL, summary, metrics,
+    return Finding(Status.WARN if rate >= thresholds["warn_rate"] else Status.FAIL, summary, metrics,
                    remediation="Target the survey at users who just did the relevant action, show it once, and "
                    "shorten it to one or two questions.")
 

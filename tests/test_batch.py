@@ -299,3 +299,43 @@ def test_audit_and_batch_give_the_same_account_the_same_report(book, tmp_path, s
     by_batch = comparable(tmp_path / "portfolio" / "hedgebox-marketing" / "report.json")
     assert by_batch == comparable(single / "report.json")
     assert by_batch["target"]["project_name"] == "Hedgebox (marketing site)"
+
+
+def test_an_account_waiting_on_the_limiter_gives_its_seat_to_the_next():
+    """One seat (--parallel 1): the first account must wait an hour for the key's HogQL budget. It steps aside
+    meanwhile, so the second account works during that wait instead of queueing behind it; then the first one
+    takes its seat back and finishes."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from auditor.batch import Seats
+    from auditor.posthog_api import RateLimiter
+
+    now, second_done, events = [0.0], threading.Event(), []
+
+    def sleep(seconds: float) -> None:  # the hour passes once the second account has done its work
+        assert second_done.wait(5), "the second account never got the seat"
+        now[0] += seconds
+
+    limiter = RateLimiter({"hogql": (1, 3600.0)}, clock=lambda: now[0], sleep=sleep)
+    limiter.acquire("hogql")  # the budget is spent
+    waiting = threading.Event()
+
+    def first() -> str:
+        events.append("first waits")
+        waiting.set()
+        limiter.acquire("hogql")
+        events.append("first sends its query")
+        return "first"
+
+    def second() -> str:
+        events.append("second works")
+        second_done.set()
+        return "second"
+
+    seats = Seats(1)
+    with ThreadPoolExecutor(2) as pool:
+        a = pool.submit(seats.run, first)
+        assert waiting.wait(5)
+        b = pool.submit(seats.run, second)
+        assert (a.result(timeout=10), b.result(timeout=10)) == ("first", "second")
+    assert events == ["first waits", "second works", "first sends its query"]

@@ -36,7 +36,7 @@ LLM_ANALYTICS = Product("llm_analytics", "LLM analytics", weight=10, billing_typ
     docs_url="https://posthog.com/docs/llm-analytics",
     requires=("cube",),
 )
-def generations_captured(facts: Facts, t: dict[str, Any]) -> Finding:
+def generations_captured(facts: Facts, thresholds: dict[str, Any]) -> Finding:
     recent = event_total(cube(facts), GENERATION, "events_7d")
     metrics = {"generations_7d": recent, **truncation_note(facts)}
     if recent:
