@@ -11,21 +11,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from auditor import history
 from auditor.audit import audit_target, evaluate
+from auditor.clients.posthog_api import ApiError, PostHogClient
+from auditor.clients.vitally_api import VitallyClient
+from auditor.clients.waits import announce_waits
 from auditor.config import Settings
 from auditor.defaults import FORMATS
 from auditor.errors import UsageError
 from auditor.facts import Facts
 from auditor.model import Check
-from auditor.posthog_api import ApiError, PostHogClient
+from auditor.outputs import history
+from auditor.outputs.render import write_atomic, write_reports
+from auditor.outputs.telemetry import Telemetry
+from auditor.outputs.vitally import push_run, read_account
 from auditor.registry import Registry
-from auditor.render import write_atomic, write_reports
 from auditor.result import RunResult
-from auditor.telemetry import Telemetry
-from auditor.vitally import push_run, read_account
-from auditor.vitally_api import VitallyClient
-from auditor.waits import announce_waits
 
 
 @dataclass
@@ -82,7 +82,7 @@ class Outputs:
     vitally: VitallyClient | None = None  # read the account (paid products, notes); with push, write back
     push_vitally: bool = False
     report_url: str | None = None
-    # Who the reports are for: "internal" (PostHog's people), or "customer" (auditor/audience.py). The history,
+    # Who the reports are for: "internal" (PostHog's people), or "customer" (auditor/outputs/audience.py). The history,
     # Vitally and telemetry always keep the internal run.
     audience: str = "internal"
     gate: WriteGate = field(default_factory=AlwaysWrite)

@@ -12,10 +12,10 @@ from typing import Any
 
 from auditor import __version__
 from auditor.catalogue import Catalogue
+from auditor.clients.posthog_api import ApiError, PostHogClient
 from auditor.config import Settings
 from auditor.facts import ANY_ID, Fact, Facts, expect, fetch_project, gather, read_key_scopes
 from auditor.model import SCHEMA_VERSION, Check
-from auditor.posthog_api import ApiError, PostHogClient
 from auditor.registry import Registry
 from auditor.result import FactStatus, Result, RunResult, Stats, Target
 from auditor.runner import needed_facts, plugin_failure_result, run_checks

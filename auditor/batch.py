@@ -33,18 +33,18 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from auditor import telemetry
 from auditor.account import Account, Delivered, Outputs, WritesStopped, audit_account
 from auditor.attestations import AttestationError, load_attestations
 from auditor.catalogue import Catalogue
+from auditor.clients.posthog_api import ApiError, normalise_host, stepping_aside
+from auditor.clients.vitally_api import VitallyClient, base_url
 from auditor.config import ConfigError, Settings, parse_products, read_toml
 from auditor.defaults import FORMATS
 from auditor.model import Check
-from auditor.posthog_api import ApiError, normalise_host, stepping_aside
+from auditor.outputs import telemetry
+from auditor.outputs.render import environment, savings_headline, write_atomic
 from auditor.registry import Registry, builtin_registry
-from auditor.render import environment, savings_headline, write_atomic
 from auditor.result import RunResult
-from auditor.vitally_api import VitallyClient, base_url
 
 
 @dataclass

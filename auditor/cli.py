@@ -42,10 +42,10 @@ from auditor.text import neutralise
 if TYPE_CHECKING:
     from auditor.account import Account, Delivered
     from auditor.batch import AccountSpec, BatchContext, Outcome
+    from auditor.clients.posthog_api import ApiError
+    from auditor.clients.vitally_api import VitallyClient
     from auditor.config import Settings
-    from auditor.posthog_api import ApiError
     from auditor.registry import Registry
-    from auditor.vitally_api import VitallyClient
 
 
 def say(text: str = "", err: bool = False) -> None:
@@ -144,10 +144,10 @@ def audit(
     """Audit one PostHog project and write the reports."""
     from auditor.account import Account, Outputs, assess, deliver, reassess
     from auditor.attestations import load_attestations
+    from auditor.clients.posthog_api import ApiError
     from auditor.config import load_settings, parse_products
-    from auditor.posthog_api import ApiError
+    from auditor.outputs.telemetry import Telemetry
     from auditor.registry import load_registry
-    from auditor.telemetry import Telemetry
 
     registry = load_registry(plugins=not no_plugins)
     settings = load_settings(config_path, registry.checks, registry.catalogue).with_overrides(
@@ -221,7 +221,7 @@ def _demo_account() -> Account:
 def _account_from(settings: Settings, all_projects: bool) -> Account:
     """The account the flags (and the settings file, and the environment) name; each gap is one clear line."""
     from auditor.account import Account
-    from auditor.posthog_api import normalise_host
+    from auditor.clients.posthog_api import normalise_host
 
     if not settings.host:
         raise UsageError("no PostHog host: pass --host us|eu|URL (or set POSTHOG_HOST)")
@@ -294,7 +294,7 @@ def print_verdict(delivered: Delivered, mode: str, audience: str = "internal") -
 # ---- Vitally --------------------------------------------------------------------------------------------------
 
 def make_vitally_client(settings: Settings, dry_run: bool = False) -> VitallyClient:
-    from auditor.vitally_api import VitallyClient, base_url
+    from auditor.clients.vitally_api import VitallyClient, base_url
 
     key = os.environ.get(settings.vitally.api_key_env)
     if not key:
@@ -341,11 +341,11 @@ def vitally() -> None:
 @click.option("--config", "config_path", type=click.Path(dir_okay=False))
 def vitally_push(report: str, account: str, report_url: str | None, dry_run: bool, config_path: str | None) -> int:
     """Set the audit's traits on the account and create or update the run's note (idempotent)."""
+    from auditor.clients.posthog_api import ApiError
     from auditor.config import load_settings
-    from auditor.posthog_api import ApiError
+    from auditor.outputs.render import validated_run_result
+    from auditor.outputs.vitally import push_run
     from auditor.registry import load_registry
-    from auditor.render import validated_run_result
-    from auditor.vitally import push_run
 
     run = validated_run_result(_read_report(report))
     if run.get("selection"):
@@ -384,11 +384,11 @@ def _read_report(report: str) -> Any:
 def allocate(accounts: tuple[str, ...], min_arr: float | None, out_path: str | None, apply: bool,
              config_path: str | None) -> int:
     """Recommend each account's new owner: TAM or CSM, US, EU or Singapore."""
-    from auditor.allocation import allocate as allocate_account
+    from auditor.clients.posthog_api import ApiError
     from auditor.config import load_settings
-    from auditor.posthog_api import ApiError
+    from auditor.outputs.allocation import allocate as allocate_account
+    from auditor.outputs.vitally import label_paths, read_account
     from auditor.registry import load_registry
-    from auditor.vitally import label_paths, read_account
 
     registry = load_registry(plugins=False)
     settings = load_settings(config_path, registry.checks, registry.catalogue)
@@ -451,7 +451,7 @@ def print_allocations(rows: list[dict[str, Any]], applied: list[str], apply: boo
 def write_allocations(path: Path, rows: list[dict[str, Any]]) -> None:
     import csv
 
-    from auditor.render import write_atomic
+    from auditor.outputs.render import write_atomic
 
     if path.suffix == ".json":
         write_atomic(path, json.dumps(rows, indent=2))
@@ -477,8 +477,8 @@ def write_allocations(path: Path, rows: list[dict[str, Any]]) -> None:
               "customer (health, fixes, savings, links; nothing internal).")
 def render(report: str, formats: tuple[str, ...], out_dir: str | None, audience: str) -> int:
     """Re-render a report.json as HTML, Markdown or JSON (for the customer with --audience customer)."""
-    from auditor.audience import for_audience
-    from auditor.render import RENDERERS, validated_run_result, write_reports
+    from auditor.outputs.audience import for_audience
+    from auditor.outputs.render import RENDERERS, validated_run_result, write_reports
 
     run = _read_report(report)
     chosen = parse_formats(formats or ("html",))
@@ -503,8 +503,8 @@ def render(report: str, formats: tuple[str, ...], out_dir: str | None, audience:
 def attest(init: bool, out_path: str, account: str, force: bool) -> int:
     """Write the attestation file for the handover items no API can see."""
     from auditor.attestations import template
+    from auditor.outputs.render import write_atomic
     from auditor.registry import load_registry
-    from auditor.render import write_atomic
 
     path = Path(out_path)
     if path.exists() and not force:
@@ -520,7 +520,7 @@ def attest(init: bool, out_path: str, account: str, force: bool) -> int:
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
 def history_command(account: str | None, history_dir: str, fmt: str) -> int:
     """Print an account's trend across audits."""
-    from auditor import history
+    from auditor.outputs import history
 
     folder = Path(history_dir)
     if not folder.is_dir():
@@ -608,8 +608,8 @@ def batch(accounts_file: str | None, from_vitally: bool, host: str | None, out_d
           push_vitally: bool, config_path: str | None, no_plugins: bool, audience: str) -> int:
     """Audit a book of accounts: a report each, plus a portfolio page, JSON and CSV."""
     from auditor.batch import BatchContext, load_accounts, specs_from_vitally, vitally_factory
+    from auditor.clients.posthog_api import ApiError, normalise_host
     from auditor.config import load_settings
-    from auditor.posthog_api import ApiError, normalise_host
     from auditor.registry import load_registry
 
     registry = load_registry(plugins=not no_plugins)

@@ -30,12 +30,12 @@ from pathlib import Path
 from typing import Any
 
 from auditor.catalogue import Catalogue
+from auditor.clients.posthog_api import DEFAULT_LIMITS
 from auditor.defaults import DEFAULT_API_KEY_ENV, DEFAULT_CONCURRENCY, MAX_CONCURRENCY
 from auditor.errors import AuditorError
 from auditor.model import Check
-from auditor.posthog_api import DEFAULT_LIMITS
-from auditor.telemetry import TelemetrySettings
-from auditor.vitally import VitallySettings
+from auditor.outputs.telemetry import TelemetrySettings
+from auditor.outputs.vitally import VitallySettings
 
 DEFAULT_GATE = {"min_readiness": 80.0, "min_category": 70.0}
 # [limits] overrides PostHog's throttles (posthog_api.DEFAULT_LIMITS), e.g. a team with a raised

@@ -6,4 +6,4 @@ DEFAULT_API_KEY_ENV = "POSTHOG_PERSONAL_API_KEY"
 DEFAULT_CONCURRENCY = 24
 MAX_CONCURRENCY = 64
 FORMATS = ("html", "json", "md")  # report formats
-AUDIENCES = ("internal", "customer")  # whom a report is for (auditor/audience.py)
+AUDIENCES = ("internal", "customer")  # whom a report is for (auditor/outputs/audience.py)

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from auditor import queries
-from auditor.posthog_api import ApiError, Once, PostHogClient, kind_of, unexpected
+from auditor.clients.posthog_api import ApiError, Once, PostHogClient, kind_of, unexpected
 
 FACTS_FORMAT = "posthog-auditor-facts/1"
 # Lists ask for big pages; a server that caps `limit` says so in its `next` links and the client follows them.

@@ -138,4 +138,4 @@ class RunResult(TypedDict):
     account: NotRequired[str]  # a batch: the account's name
     changes: NotRequired[dict[str, Any] | None]  # with a history: what changed since the last audit
     trend: NotRequired[list[dict[str, Any]]]  # with a history: readiness over the recorded runs
-    audience: NotRequired[str]  # "customer": the customer's report (auditor/audience.py); else the owner's
+    audience: NotRequired[str]  # "customer": the customer's report (auditor/outputs/audience.py); else the owner's

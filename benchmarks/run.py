@@ -26,9 +26,9 @@ from typing import Any
 
 from auditor.config import Settings
 from auditor.demo import QueryRefused, Scenario
+from auditor.outputs.render import render_html
 from auditor.queries import audit_queries
 from auditor.registry import load_registry
-from auditor.render import render_html
 from benchmarks import scenarios
 from tests import clickhouse
 from tests.standin import StandIn, throttles_for
@@ -344,7 +344,7 @@ def bench_soak(audits: int, fault_rate: float, seed: int = 7) -> dict[str, Any]:
     the right exit code; a fact whose requests all failed is an error, and a blocker on it blocks."""
     from click.testing import CliRunner
 
-    import auditor.posthog_api as api
+    import auditor.clients.posthog_api as api
     from auditor.cli import cli
 
     registry = load_registry(plugins=False)

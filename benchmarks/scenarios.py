@@ -8,7 +8,7 @@ from functools import lru_cache
 from typing import Any
 
 from auditor.demo import Scenario, demo_scenario
-from auditor.demo_events import DAY, EventData, RawEvent, demo_events
+from auditor.demo.events import DAY, EventData, RawEvent, demo_events
 
 LARGE = {"event_definitions": 20_000, "property_definitions": 100_000, "flags": 5_000, "cohorts": 2_000,
          "dashboards": 500, "insights": 5_000, "cube_rows": 50_000, "warehouse_schemas": 30}

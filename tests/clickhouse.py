@@ -17,7 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from auditor.demo import QueryRefused, Scenario
-from auditor.demo_events import EventData
+from auditor.demo.events import EventData
 from auditor.queries import audit_queries
 from tests.hogql_printer import HogQLError, Printer, parse
 

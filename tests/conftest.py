@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from auditor.clients.posthog_api import KeyAnswers, PostHogClient, RateLimiter
 from auditor.demo import demo_scenario
-from auditor.posthog_api import KeyAnswers, PostHogClient, RateLimiter
 from tests.scenarios import VARIANTS
 from tests.standin import StandIn, running
 
@@ -155,7 +155,7 @@ def recording_target(record_mode: str, scenario) -> Iterator[tuple[str, str, str
 @pytest.fixture
 def vitally_target(record_mode: str) -> Iterator[tuple[str, str]]:
     """(base URL, key) of Vitally for a cassette test: the EU base on replay, the loopback stand-in on record."""
-    from auditor.vitally_api import EU_BASE
+    from auditor.clients.vitally_api import EU_BASE
     from tests.vitally_standin import running_vitally
 
     if record_mode == "none":

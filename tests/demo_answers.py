@@ -1,7 +1,7 @@
 """Recompute the demo's precomputed HogQL answers from its raw events, by running the audit's current queries on
 embedded ClickHouse with PostHog's printing rules:
 
-    python -m tests.demo_answers          # rewrites auditor/demo_answers.json
+    python -m tests.demo_answers          # rewrites auditor/demo/answers.json
 
 tests/test_queries.py fails when the committed answers differ from what the current queries compute.
 """
@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from auditor.demo import DEMO_ANSWERS, DEMO_PROPERTY_TYPES, demo_scenario, query_key
-from auditor.demo_events import demo_events
+from auditor.demo.events import demo_events
 from auditor.queries import audit_queries
 from tests.clickhouse import engine
 

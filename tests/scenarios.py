@@ -9,7 +9,7 @@ from collections.abc import Callable
 from functools import lru_cache
 
 from auditor.demo import Scenario
-from auditor.demo_events import (
+from auditor.demo.events import (
     DAY,
     NODE,
     EventData,

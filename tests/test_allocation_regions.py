@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from auditor.allocation import allocate, region_of_country, region_of_timezone, region_of_user
+from auditor.outputs.allocation import allocate, region_of_country, region_of_timezone, region_of_user
 
 
 @pytest.mark.parametrize("country", ["RU", "ZW", "CM", "XX", "Narnia"])

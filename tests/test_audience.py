@@ -13,14 +13,14 @@ import pytest
 from click.testing import CliRunner
 
 from auditor.attestations import load_attestations
-from auditor.audience import customer_view, for_audience
 from auditor.audit import audit_target
 from auditor.cli import cli
+from auditor.clients.posthog_api import PostHogClient
 from auditor.config import Settings
 from auditor.demo import DEMO_HOST, DEMO_KEY, demo_scenario, demo_session
-from auditor.posthog_api import PostHogClient
+from auditor.outputs.audience import customer_view, for_audience
+from auditor.outputs.render import render_html, render_json, render_markdown
 from auditor.registry import load_registry
-from auditor.render import render_html, render_json, render_markdown
 from checks.handover import ATTESTATION_ITEMS
 from tests.test_batch import batch, book  # noqa: F401  (book is a fixture)
 
@@ -186,7 +186,7 @@ def test_render_rejects_an_unknown_audience(tmp_path):
 
 @pytest.mark.parametrize("scenario", ["with_sibling"], indirect=True)
 def test_an_account_of_several_projects_for_the_customer(standin, tmp_path, monkeypatch):
-    monkeypatch.setattr("auditor.posthog_api.default_sleep", lambda seconds: None)
+    monkeypatch.setattr("auditor.clients.posthog_api.default_sleep", lambda seconds: None)
     args = ["audit", "--host", standin.url, "--project", standin.scenario.project_id, "--all-projects", "--no-plugins"]
     env = {"POSTHOG_PERSONAL_API_KEY": standin.api_key}
     internal = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "i")], env=env)

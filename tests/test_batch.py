@@ -22,7 +22,7 @@ from tests.scenarios import privacy_risky_replay
 @pytest.fixture(autouse=True)
 def no_backoff_waits(monkeypatch):
     """Retries do not really wait (each test gets fresh per-key limiters: tests/conftest.py)."""
-    monkeypatch.setattr("auditor.posthog_api.default_sleep", lambda seconds: None)
+    monkeypatch.setattr("auditor.clients.posthog_api.default_sleep", lambda seconds: None)
 
 
 @pytest.fixture
@@ -248,7 +248,7 @@ def test_push_vitally_writes_back_each_account_that_names_one(book, tmp_path, mo
     and a push Vitally refuses leaves the account audited, its reports written, with the refusal shown."""
     from tests.vitally_standin import running_vitally
 
-    monkeypatch.setattr("auditor.vitally_api.default_sleep", lambda seconds: None)
+    monkeypatch.setattr("auditor.clients.vitally_api.default_sleep", lambda seconds: None)
     text = book.read_text().replace('name = "Hedgebox prod"', 'name = "Hedgebox prod"\nvitally_account = "vit-1"')
     text = text.replace('name = "Hedgebox docs"', 'name = "Hedgebox docs"\nvitally_account = "vit-missing"')
     book.write_text(text)
@@ -308,7 +308,7 @@ def test_an_account_waiting_on_the_limiter_gives_its_seat_to_the_next():
     from concurrent.futures import ThreadPoolExecutor
 
     from auditor.batch import Seats
-    from auditor.posthog_api import RateLimiter
+    from auditor.clients.posthog_api import RateLimiter
 
     now, second_done, events = [0.0], threading.Event(), []
 

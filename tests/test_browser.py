@@ -101,7 +101,7 @@ def test_demo_report_renders_in_chromium(tmp_path):
 
 @pytest.mark.parametrize("scenario", ["hostile"], indirect=True)
 def test_hostile_names_are_shown_as_text_and_never_run(standin, tmp_path, monkeypatch):
-    monkeypatch.setattr("auditor.posthog_api.default_sleep", lambda seconds: None)
+    monkeypatch.setattr("auditor.clients.posthog_api.default_sleep", lambda seconds: None)
     out = tmp_path / "out"
     result = CliRunner().invoke(cli, ["audit", "--host", standin.url, "--project", "4242", "--out", str(out),
                                       "--no-plugins"], env={"POSTHOG_PERSONAL_API_KEY": standin.api_key})

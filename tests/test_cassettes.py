@@ -149,8 +149,8 @@ def test_web_app_with_minified_unresolved_exceptions(recording_target, scenario)
 
 @pytest.mark.vcr
 def test_every_vitally_call_replays_from_cassette(vitally_target, tmp_path):
-    from auditor.vitally import VitallySettings, push_run, read_account
-    from auditor.vitally_api import VitallyClient
+    from auditor.clients.vitally_api import VitallyClient
+    from auditor.outputs.vitally import VitallySettings, push_run, read_account
 
     base, key = vitally_target
     client = VitallyClient(base, key, sleep=lambda s: None)

@@ -24,7 +24,7 @@ def audit_args(standin, out: Path, *extra: str) -> list[str]:
 @pytest.fixture(autouse=True)
 def no_backoff_waits(monkeypatch):
     """Retries still happen (and are counted by the stand-in); only the waits between them are skipped."""
-    monkeypatch.setattr("auditor.posthog_api.default_sleep", lambda seconds: None)
+    monkeypatch.setattr("auditor.clients.posthog_api.default_sleep", lambda seconds: None)
 
 
 @pytest.fixture

@@ -201,8 +201,8 @@ def test_no_builtin_check_reads_a_fact_it_does_not_declare(variant):
     from datetime import UTC, datetime
 
     from auditor.audit import gather_facts
+    from auditor.clients.posthog_api import PostHogClient, RateLimiter
     from auditor.demo import DEMO_HOST, demo_scenario, demo_session
-    from auditor.posthog_api import PostHogClient, RateLimiter
     from tests import clickhouse
     from tests.scenarios import VARIANTS
 

@@ -16,8 +16,8 @@ from typing import Any
 
 from auditor.account import Outputs, assess
 from auditor.config import Settings
+from auditor.outputs.render import render_json
 from auditor.registry import builtin_registry
-from auditor.render import render_json
 
 GOLDEN = Path(__file__).parent / "data" / "golden_demo_run.json"
 # The demo project is built relative to now: its moments and days move with the clock, its counts do not.

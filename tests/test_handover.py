@@ -28,7 +28,7 @@ FULL_ATTESTATIONS = "\n".join(_attest(item) for item in ATTESTATION_ITEMS)
 
 @pytest.fixture(autouse=True)
 def no_backoff_waits(monkeypatch):
-    monkeypatch.setattr("auditor.posthog_api.default_sleep", lambda seconds: None)
+    monkeypatch.setattr("auditor.clients.posthog_api.default_sleep", lambda seconds: None)
 
 
 def invoke(args, env=None):

@@ -56,7 +56,7 @@ def test_audit_and_history_skip_a_damaged_file_with_one_warning(tmp_path, table,
 
 
 def test_batch_goes_on_past_a_damaged_history(standin, tmp_path, monkeypatch):
-    monkeypatch.setattr("auditor.posthog_api.default_sleep", lambda seconds: None)
+    monkeypatch.setattr("auditor.clients.posthog_api.default_sleep", lambda seconds: None)
     accounts = tmp_path / "accounts.toml"
     accounts.write_text(f'[[accounts]]\nname = "Hedgebox"\nhost = "{standin.url}"\nprojects = [4242]\n')
     args = ["batch", str(accounts), "--out", str(tmp_path / "p"), "--history", str(tmp_path / "h"), "--no-plugins"]

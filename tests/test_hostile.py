@@ -21,12 +21,12 @@ from hypothesis import strategies as st
 from requests.adapters import BaseAdapter
 
 from auditor.cli import cli
+from auditor.clients.posthog_api import ApiError, same_origin
+from auditor.clients.vitally_api import VitallyClient
 from auditor.facts import gather
-from auditor.posthog_api import ApiError, same_origin
-from auditor.render import render_html, render_markdown
+from auditor.outputs.render import render_html, render_markdown
+from auditor.outputs.vitally import note_for
 from auditor.text import neutralise
-from auditor.vitally import note_for
-from auditor.vitally_api import VitallyClient
 from tests.conftest import fast_client
 from tests.standin import Fault
 from tests.vitally_standin import running_vitally
@@ -35,7 +35,7 @@ from tests.vitally_standin import running_vitally
 @pytest.fixture(autouse=True)
 def no_waits(monkeypatch):
     """Retries do not really wait (each test gets fresh per-key limiters: tests/conftest.py)."""
-    monkeypatch.setattr("auditor.posthog_api.default_sleep", lambda seconds: None)
+    monkeypatch.setattr("auditor.clients.posthog_api.default_sleep", lambda seconds: None)
 
 
 class Catcher:
@@ -464,7 +464,7 @@ def test_a_later_page_of_the_wrong_shape_is_refused(standin, scenario):
 
 
 def test_an_endless_chain_of_next_links_stops_at_max_pages(standin, scenario, monkeypatch):
-    import auditor.posthog_api as api
+    import auditor.clients.posthog_api as api
 
     monkeypatch.setattr(api, "MAX_PAGES", 5)
     # Every page names a fresh next page: no loop to detect, only the page limit stops it.

@@ -13,8 +13,8 @@ from click.testing import CliRunner
 
 from auditor.cli import cli
 from auditor.config import Settings
-from auditor.render import render_html, render_markdown
-from auditor.vitally import note_for, own_traits
+from auditor.outputs.render import render_html, render_markdown
+from auditor.outputs.vitally import note_for, own_traits
 from tests.conftest import ROOT
 
 
@@ -121,7 +121,7 @@ def audit_standin(standin, out, *extra: str):
 
 @pytest.fixture
 def no_backoff_waits(monkeypatch):
-    monkeypatch.setattr("auditor.posthog_api.default_sleep", lambda seconds: None)
+    monkeypatch.setattr("auditor.clients.posthog_api.default_sleep", lambda seconds: None)
 
 
 def test_a_billing_500_is_an_error_not_no_billing_access(standin, tmp_path, no_backoff_waits):
@@ -205,7 +205,7 @@ def test_findings_put_what_blocks_the_handover_first(demo_run):
 
 
 def test_finding_order_unit():
-    from auditor.render import ordered_findings
+    from auditor.outputs.render import ordered_findings
 
     def r(check_id, status, severity):
         return {"id": check_id, "category": check_id.split(".")[0], "status": status, "severity": severity}

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from auditor import queries
-from auditor.posthog_api import (
+from auditor.clients.posthog_api import (
     DEFAULT_LIMITS,
     ApiError,
     PostHogClient,
@@ -319,7 +319,7 @@ def test_standin_rate_limit_answers_429_with_retry_after(scenario):
 def test_request_depth_is_not_inherited_by_a_later_client(standin):
     """A freed client's chain may be left in the context under what becomes the next client's id(): the next
     client must start its own chain all the same."""
-    import auditor.posthog_api as api
+    import auditor.clients.posthog_api as api
 
     with client_for(standin) as client:
         api._chain_depth.set((id(client), 7))  # what a freed client at the same address would leave behind

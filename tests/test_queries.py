@@ -10,7 +10,7 @@ import pytest
 
 from auditor import queries
 from auditor.demo import DEMO_ANSWERS, DEMO_PROPERTY_TYPES, demo_scenario, precomputed_answer
-from auditor.demo_events import DAY, EventData, ReplayRow, demo_events, event
+from auditor.demo.events import DAY, EventData, ReplayRow, demo_events, event
 from auditor.facts import SHORT_WINDOW_DAYS
 from tests import demo_answers
 from tests.clickhouse import QueryFailed, engine

@@ -8,9 +8,9 @@ from dataclasses import replace
 
 import pytest
 
-from auditor import history
 from auditor.config import ConfigError, load_settings
 from auditor.model import Check
+from auditor.outputs import history
 from auditor.registry import Registry, builtin_registry
 
 OLD, NEW = "platform.reverse-proxy", "platform.proxy-in-front"

@@ -10,12 +10,12 @@ from click.testing import CliRunner
 
 from auditor.audit import audit_target
 from auditor.cli import cli
+from auditor.clients.posthog_api import PostHogClient
 from auditor.config import Settings
 from auditor.demo import DEMO_HOST, DEMO_KEY, demo_scenario, demo_session
-from auditor.posthog_api import PostHogClient
+from auditor.outputs.render import render_html, render_markdown, savings_headline
+from auditor.outputs.vitally import note_for
 from auditor.registry import load_registry
-from auditor.render import render_html, render_markdown, savings_headline
-from auditor.vitally import note_for
 from checks.brief import recommendations
 
 

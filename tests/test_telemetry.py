@@ -16,7 +16,7 @@ KEY_ENV = {"POSTHOG_AUDITOR_TELEMETRY_KEY": "phc_internal_project_key_for_tests"
 
 @pytest.fixture(autouse=True)
 def isolated(monkeypatch):
-    monkeypatch.setattr("auditor.posthog_api.default_sleep", lambda seconds: None)
+    monkeypatch.setattr("auditor.clients.posthog_api.default_sleep", lambda seconds: None)
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ SCOPED_AWAY = {"type": "authentication_error", "code": "permission_denied",
 @pytest.fixture(autouse=True)
 def no_waits(monkeypatch):
     """Retries do not really wait (each test gets fresh per-key limiters: tests/conftest.py)."""
-    monkeypatch.setattr("auditor.posthog_api.default_sleep", lambda seconds: None)
+    monkeypatch.setattr("auditor.clients.posthog_api.default_sleep", lambda seconds: None)
 
 
 def add_sibling(scenario, pid: str = "4243", name: str = "Hedgebox (marketing site)") -> None:

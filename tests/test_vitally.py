@@ -7,12 +7,12 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from auditor.allocation import allocate, region_of_country, region_of_timezone
 from auditor.cli import cli
-from auditor.posthog_api import ApiError
+from auditor.clients.posthog_api import ApiError
+from auditor.clients.vitally_api import VitallyClient, base_url
+from auditor.outputs.allocation import allocate, region_of_country, region_of_timezone
+from auditor.outputs.vitally import VitallySettings, label_paths, push_run, read_account
 from auditor.registry import load_registry
-from auditor.vitally import VitallySettings, label_paths, push_run, read_account
-from auditor.vitally_api import VitallyClient, base_url
 from checks.brief import engagement
 from tests.vitally_standin import running_vitally
 
@@ -187,7 +187,7 @@ def test_allocate_lists_unowned_accounts_above_threshold_and_applies(vitally, tm
 
 
 def test_audit_reads_vitally_for_scope_account_plan_and_engagement(vitally, tmp_path, monkeypatch):
-    monkeypatch.setattr("auditor.posthog_api.default_sleep", lambda s: None)
+    monkeypatch.setattr("auditor.clients.posthog_api.default_sleep", lambda s: None)
     result = CliRunner().invoke(cli, ["audit", "--demo", "--out", str(tmp_path / "out"), "--vitally-account", "org",
                                       "--config", config_for(vitally, tmp_path), "--push-vitally"],
                                 env={"VITALLY_API_KEY": vitally.api_key})

@@ -17,7 +17,7 @@ KEY = {"VITALLY_API_KEY": "vitally_test_key"}
 
 @pytest.fixture(autouse=True)
 def no_waits(monkeypatch):
-    monkeypatch.setattr("auditor.vitally_api.default_sleep", lambda seconds: None)
+    monkeypatch.setattr("auditor.clients.vitally_api.default_sleep", lambda seconds: None)
 
 
 @pytest.fixture(scope="module")

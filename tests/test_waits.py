@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from click.testing import CliRunner
 
 from auditor.cli import cli
-from auditor.posthog_api import RateLimiter
-from auditor.waits import announce_waits, wait_message
+from auditor.clients.posthog_api import RateLimiter
+from auditor.clients.waits import announce_waits, wait_message
 from tests.test_batch import book  # noqa: F401  (a fixture)
 
 

@@ -28,8 +28,8 @@ STATUS_GROUPS = [
 
 def template_dir() -> Path:
     """Inside the wheel the templates ship as auditor/report_templates; in a checkout they sit at the top."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "report_templates", here.parent / "report_templates"):
+    package = Path(__file__).resolve().parent.parent  # auditor/
+    for candidate in (package / "report_templates", package.parent / "report_templates"):
         if candidate.is_dir():
             return candidate
     raise FileNotFoundError("report_templates not found next to the auditor package")
@@ -264,8 +264,8 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def write_reports(run: Mapping[str, Any], out_dir: Path, formats: list[str], audience: str = "internal") -> list[Path]:
-    """The reports of a run for an audience: every format from the same view (auditor/audience.py)."""
-    from auditor.audience import for_audience
+    """The reports of a run for an audience: every format from the same view (auditor/outputs/audience.py)."""
+    from auditor.outputs.audience import for_audience
 
     run = for_audience(validated_run_result(run), audience)
     # Render everything first so a template error leaves the previous reports untouched.

@@ -9,10 +9,10 @@ from html import escape
 from typing import Any
 
 from auditor.catalogue import Catalogue
-from auditor.posthog_api import ApiError
-from auditor.render import category_label, category_score_text, impact_text, savings_headline
+from auditor.clients.posthog_api import ApiError
+from auditor.clients.vitally_api import VitallyClient
+from auditor.outputs.render import category_label, category_score_text, impact_text, savings_headline
 from auditor.text import neutralise
-from auditor.vitally_api import VitallyClient
 
 # The only traits the tool writes (besides New Owner, with `allocate --apply`).
 OWN_TRAIT_PREFIX = "vitally.custom.posthogAudit"

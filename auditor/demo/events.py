@@ -1,6 +1,6 @@
 """The demo project's raw data, as PostHog stores it: events and session replay rows.
 
-The demo answers its HogQL from precomputed results (`demo_answers.json`) so `audit --demo` needs no database;
+The demo answers its HogQL from precomputed results (`answers.json`) so `audit --demo` needs no database;
 those results are computed from the raw rows below by running the auditor's current queries on embedded
 ClickHouse (`python -m tests.demo_answers`), and a test fails when they drift apart. The test stand-in runs
 every query on these rows (and on the variants tests build from them) the same way.

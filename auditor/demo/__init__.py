@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 import requests
 from requests.adapters import BaseAdapter
 
-from auditor.demo_events import EventData, demo_events
+from auditor.demo.events import EventData, demo_events
 
 DEMO_HOST = "https://us.posthog.com"
 DEMO_PROJECT_ID = "4242"
@@ -529,7 +529,7 @@ def demo_billing(now: datetime) -> dict[str, Any]:
 
 # ---- the demo's HogQL answers ------------------------------------------------------------------
 
-DEMO_ANSWERS = Path(__file__).with_name("demo_answers.json")
+DEMO_ANSWERS = Path(__file__).with_name("answers.json")
 # The demo project's typed property definitions (PostHog types a property Boolean when it first sees a JSON boolean).
 DEMO_PROPERTY_TYPES = {"$is_identified": "Boolean", "$process_person_profile": "Boolean",
                        "locally_evaluated": "Boolean", "$feature_flag_response": "Boolean"}

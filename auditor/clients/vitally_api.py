@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from auditor.posthog_api import ApiError, default_sleep, kind_of, redirect_error, same_origin, shown
+from auditor.clients.posthog_api import ApiError, default_sleep, kind_of, redirect_error, same_origin, shown
 
 if TYPE_CHECKING:
     import requests

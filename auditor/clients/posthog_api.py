@@ -175,7 +175,7 @@ class RateLimiter:
         self._lock = threading.Lock()
         self.waited_seconds = 0.0
         # Told of each wait before it starts: the throttle that makes it (the one whose window frees up last)
-        # and its length. auditor/waits.py uses it to say what a long wait is for.
+        # and its length. auditor/clients/waits.py uses it to say what a long wait is for.
         self.on_wait: Callable[[str, float], None] | None = None
 
     @classmethod

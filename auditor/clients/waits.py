@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from auditor.posthog_api import RateLimiter
+    from auditor.clients.posthog_api import RateLimiter
 
 ANNOUNCE_AFTER = 5.0  # seconds: shorter waits pass unremarked
 # The limiter's throttle names (one "rest" window, or PostHog's burst/sustained pairs): what a reader calls them.
