@@ -387,7 +387,9 @@ def allocate(accounts: tuple[str, ...], min_arr: float | None, out_path: str | N
     from auditor.clients.posthog_api import ApiError
     from auditor.config import load_settings
     from auditor.outputs.allocation import allocate as allocate_account
-    from auditor.outputs.vitally import label_paths, read_account
+    from auditor.outputs.allocation import allocation_table
+    from auditor.outputs.render import write_atomic
+    from auditor.outputs.vitally import accounts_to_allocate, apply_new_owners
     from auditor.registry import load_registry
 
     registry = load_registry(plugins=False)
@@ -397,37 +399,15 @@ def allocate(accounts: tuple[str, ...], min_arr: float | None, out_path: str | N
         raise UsageError("--out must end in .csv or .json")
     client = make_vitally_client(settings)
     try:
-        paths = label_paths(client)
-        if accounts:
-            infos = [read_account(client, a, settings.vitally, registry.catalogue, paths) for a in accounts]
-        else:
-            infos = []
-            for account in client.accounts("active"):
-                arr = float(account.get("mrr") or 0) * 12
-                owner = (account.get("traits") or {}).get(paths.get(settings.vitally.new_owner_label, ""))
-                if arr >= threshold and not owner and not account.get("csmId"):
-                    infos.append(read_account(client, str(account["id"]), settings.vitally, registry.catalogue,
-                                              paths))
+        infos = accounts_to_allocate(client, settings.vitally, registry.catalogue, threshold, list(accounts))
         rows = [allocate_account(info).to_dict() for info in infos]
-        applied = apply_owners(client, rows, paths, settings.vitally.new_owner_label) if apply else []
+        applied = apply_new_owners(client, rows, settings.vitally.new_owner_label) if apply else []
     except ApiError as exc:
         raise vitally_error(exc, client) from None
     print_allocations(rows, applied, apply)
     if out_path:
-        write_allocations(Path(out_path), rows)
+        write_atomic(Path(out_path), allocation_table(rows, Path(out_path).suffix))
     return 0
-
-
-def apply_owners(client: VitallyClient, rows: list[dict[str, Any]], paths: dict[str, str], label: str) -> list[str]:
-    key = paths.get(label)
-    if not key:
-        raise UsageError(f"Vitally has no account trait labelled '{label}' (set [vitally] new_owner_label)")
-    done = []
-    for row in rows:
-        if row["new_owner"] and not row["review"]:
-            client.update_account_traits(row["account_id"], {key: row["new_owner"]})
-            done.append(row["account_id"])
-    return done
 
 
 def print_allocations(rows: list[dict[str, Any]], applied: list[str], apply: bool) -> None:
@@ -446,24 +426,6 @@ def print_allocations(rows: list[dict[str, Any]], applied: list[str], apply: boo
         if apply:
             line += "  (applied)" if r["account_id"] in applied else "  (not applied)"
         say(line)
-
-
-def write_allocations(path: Path, rows: list[dict[str, Any]]) -> None:
-    import csv
-
-    from auditor.outputs.render import write_atomic
-
-    if path.suffix == ".json":
-        write_atomic(path, json.dumps(rows, indent=2))
-        return
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["account_id", "name", "arr", "paid_products", "region", "users_by_region", "new_owner",
-                     "handoff", "review"])
-    for r in rows:
-        writer.writerow([r["account_id"], r["name"], r["arr"], " ".join(r["paid_products"]), r["region"],
-                         json.dumps(r["users_by_region"]), r["new_owner"], r["handoff"], r["review"]])
-    write_atomic(path, buffer.getvalue())
 
 
 # ---- render, attest, history, checks --------------------------------------------------------------------------

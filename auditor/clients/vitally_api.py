@@ -50,6 +50,7 @@ class VitallyClient:
     session: requests.Session = field(default_factory=lambda: _new_session())
     writes: list[dict[str, Any]] = field(default_factory=list)  # what was (or, dry-run, would be) written
     requests_made: int = 0
+    _fields: dict[str, list[dict[str, Any]]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if not self.api_key:
@@ -144,8 +145,11 @@ class VitallyClient:
         return self.get_list(f"/accounts/{quote(account_id, safe='')}/notes", {"archived": "false"})
 
     def custom_fields(self, model: str = "accounts") -> list[dict[str, Any]]:
-        body = self.get("/customFields", {"model": model})
-        return body if isinstance(body, list) else _results(body, "/customFields")
+        """The model's trait definitions, asked once per client (every account of a run reads them)."""
+        if model not in self._fields:
+            body = self.get("/customFields", {"model": model})
+            self._fields[model] = body if isinstance(body, list) else _results(body, "/customFields")
+        return self._fields[model]
 
     # ---- the only writes -----------------------------------------------------------------------
 

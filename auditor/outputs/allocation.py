@@ -9,6 +9,9 @@ guessed; when such users could decide the region, the account is flagged for a p
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
@@ -184,3 +187,17 @@ def allocate(vitally: dict[str, Any]) -> Allocation:
         paid_products=products, region=region, users_by_region=tally, new_owner=new_owner,
         handoff=f"TAE → {role}" if new_owner else None, review="; ".join(review),
     )
+
+
+def allocation_table(rows: list[dict[str, Any]], suffix: str) -> str:
+    """The allocations as a file's text: `.json`, or CSV (one row per account, lists space-separated)."""
+    if suffix == ".json":
+        return json.dumps(rows, indent=2)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["account_id", "name", "arr", "paid_products", "region", "users_by_region", "new_owner",
+                     "handoff", "review"])
+    for r in rows:
+        writer.writerow([r["account_id"], r["name"], r["arr"], " ".join(r["paid_products"]), r["region"],
+                         json.dumps(r["users_by_region"]), r["new_owner"], r["handoff"], r["review"]])
+    return buffer.getvalue()

@@ -11,6 +11,7 @@ from typing import Any
 from auditor.catalogue import Catalogue
 from auditor.clients.posthog_api import ApiError
 from auditor.clients.vitally_api import VitallyClient
+from auditor.errors import UsageError
 from auditor.outputs.render import category_label, category_score_text, impact_text, savings_headline
 from auditor.text import neutralise
 
@@ -195,3 +196,32 @@ def push_run(client: VitallyClient, run: Mapping[str, Any], account_id: str, rep
 def _note(unresolved: list[str] | None, text: str) -> None:
     if unresolved is not None:
         unresolved.append(text)
+
+
+def accounts_to_allocate(client: VitallyClient, settings: VitallySettings, catalogue: Catalogue, min_arr: float,
+                         only: list[str]) -> list[dict[str, Any]]:
+    """What allocation reads for each account: the ones named, else every active account at or above `min_arr`
+    ARR that has no owner yet (no New Owner trait, no CSM)."""
+    paths = label_paths(client)
+    if only:
+        return [read_account(client, account_id, settings, catalogue, paths) for account_id in only]
+    chosen = []
+    for account in client.accounts("active"):
+        arr = float(account.get("mrr") or 0) * 12
+        owner = (account.get("traits") or {}).get(paths.get(settings.new_owner_label, ""))
+        if arr >= min_arr and not owner and not account.get("csmId"):
+            chosen.append(read_account(client, str(account["id"]), settings, catalogue, paths))
+    return chosen
+
+
+def apply_new_owners(client: VitallyClient, rows: list[dict[str, Any]], label: str) -> list[str]:
+    """Set the New Owner trait of each allocated account not flagged for review; the ids written."""
+    key = label_paths(client).get(label)
+    if not key:
+        raise UsageError(f"Vitally has no account trait labelled '{label}' (set [vitally] new_owner_label)")
+    done = []
+    for row in rows:
+        if row["new_owner"] and not row["review"]:
+            client.update_account_traits(row["account_id"], {key: row["new_owner"]})
+            done.append(row["account_id"])
+    return done
