@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import hashlib
 import itertools
 import random
 import re
@@ -51,6 +50,13 @@ _step_aside: contextvars.ContextVar[Callable[[], contextlib.AbstractContextManag
     contextvars.ContextVar("posthog_step_aside", default=None)
 _QUERY_PATH_RE = re.compile(r"^/api/(projects|environments)/[^/]+/query/?$")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def key_digest(api_key: str) -> str:
+    """What a key is known by in this process's caches: never the key itself."""
+    import hashlib  # here: `--help` and `checks` need no hashing
+
+    return hashlib.sha256(api_key.encode()).hexdigest()
 
 
 def default_sleep(seconds: float) -> None:
@@ -182,7 +188,7 @@ class RateLimiter:
     def for_key(cls, api_key: str, limits: dict[str, tuple[int, float]] | None = None) -> RateLimiter:
         """One limiter per key (and set of limits) for the whole process: every audit on a key shares it."""
         wanted = dict(limits or cls.DEFAULT_LIMITS)
-        digest = hashlib.sha256(api_key.encode()).hexdigest() + repr(sorted(wanted.items()))
+        digest = key_digest(api_key) + repr(sorted(wanted.items()))
         with cls._shared_lock:
             if digest not in cls._shared:
                 cls._shared[digest] = cls(wanted)
@@ -339,7 +345,7 @@ class PostHogClient:
         self._answers: dict[str, Once] = {}  # what `once` has asked: the account's own answers, kept per client
         self._answers_lock = threading.Lock()
         self._serial = next(_client_serial)
-        self._key_digest = hashlib.sha256(api_key.encode()).hexdigest()
+        self._key_digest = key_digest(api_key)
         self._sleep = sleep or default_sleep
         self._in_flight = threading.BoundedSemaphore(self.concurrency)  # the real bound on parallel requests
         # Page fetches queue here; the semaphore above is what bounds requests in flight.
