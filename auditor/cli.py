@@ -5,7 +5,7 @@ the batch's context, and prints what happened. Failures are AuditorErrors (audit
 into one line and an exit code. Heavy modules (polars, requests, jinja2) are imported by the commands that use
 them, so `--help` and `checks` start at once.
 
-Exit codes: 0 ready, 1 not ready, 2 usage/config/auth error, 3 the API could not be reached at all;
+Exit codes: 0 ready, 1 not ready, 2 usage/config/auth error, 3 the API could not be reached or gave no usable answer;
 130 interrupted (Ctrl-C); 141 the reader of our output went away (`… | head`), like any tool killed by SIGPIPE.
 """
 
@@ -253,12 +253,15 @@ def _saved_facts(path: str) -> Any:
 
 
 def api_error(exc: ApiError, host: str) -> AuditorError:
-    """What a PostHog refusal means to the user: unreachable (exit 3), a project the key cannot see, or the
-    server's own one line."""
+    """What a PostHog failure the whole audit depends on means to the user: not reached, or no usable answer
+    after the retries (exit 3: nothing the user can change); a project the key cannot see; or the server's own
+    one line (exit 2)."""
     import re
 
     if exc.kind == "network":
         return Unreachable(f"could not reach the PostHog API: {exc}")
+    if exc.kind in ("server", "rate_limited", "bad_response"):
+        return Unreachable(f"the PostHog API gave no usable answer: {exc}")
     match = re.match(r"^/api/(?:projects|environments)/(\d+)/$", urlsplit(exc.url).path) if exc.url else None
     if exc.kind == "not_found" and match:
         return UsageError(f"project {match.group(1)} not found on {host} (or the key cannot see it)")

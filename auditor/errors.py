@@ -1,7 +1,8 @@
 """Failures a user can meet, each carrying the exit code the command line ends with. Any of them is one line on
 stderr, never a traceback.
 
-Exit codes: 0 ready (or healthy), 1 not ready, 2 usage/config/auth error, 3 the API could not be reached at all;
+Exit codes: 0 ready (or healthy), 1 not ready, 2 usage/config/auth error, 3 the API could not be reached, or gave
+no usable answer to what the whole audit needs;
 130 interrupted (Ctrl-C); 141 the reader of our output went away (`… | head`), like any tool killed by SIGPIPE.
 """
 

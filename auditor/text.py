@@ -37,6 +37,8 @@ def neutralise(text: str, *, keep_lines: bool = False) -> str:
     keep_lines: leave newlines and tabs alone (for HTML, where they are only whitespace); by default they are
     escaped too, so a name cannot start a line of its own in a terminal or in Markdown.
     """
+    if text.isprintable():  # the common case, in C: every character escaped here is one Python deems unprintable
+        return text
     pattern = _CONTROL_KEEPING_LINES if keep_lines else _CONTROL
     return pattern.sub(_escape, text) if pattern.search(text) else text
 

@@ -377,7 +377,9 @@ def bench_soak(audits: int, fault_rate: float, seed: int = 7) -> dict[str, Any]:
                 if code == 3:  # could not reach the API at all: no report, and that is right
                     continue
                 if code != 1 or not (out / "report.json").exists():
-                    outcomes["violations"].append(f"audit {i}: exit {code}, report {(out / 'report.json').exists()}")
+                    said = result.output.strip().splitlines()[-1:] or [""]
+                    outcomes["violations"].append(f"audit {i}: exit {code}, report {(out / 'report.json').exists()}: "
+                                                  f"{said[0][:300]}")
                     continue
                 outcomes["reports"] += 1
                 outcomes["violations"] += soak_violations(i, json.loads((out / "report.json").read_text()), requires)

@@ -657,3 +657,27 @@ def test_event_names_in_findings_are_neutralised_in_markdown_and_html(tmp_path):
         assert not RAW.search(text.replace("\r\n", "\n"))
         assert "csi \\x9b31m red" in text and "nul\\x00byte" in text
     assert "Acme\\rReady for handover" in render_html(run)  # the evidence table row
+
+
+@pytest.mark.parametrize("fault", [Fault(r"^/api/projects/4242/$", status=503, times=99),
+                                   Fault(r"^/api/projects/4242/$", truncate=True, times=99)],
+                         ids=["5xx", "truncated"])
+def test_a_project_that_never_answers_usably_is_exit_3_not_a_usage_error(standin, tmp_path, fault):
+    """Every retry of what the whole audit needs failed on PostHog's side: nothing the user can change (3), said in
+    one line, and no report that could be read as a verdict."""
+    standin.faults.append(fault)
+    result = audit(standin, tmp_path / "out")
+    assert result.exit_code == 3, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("posthog-auditor: error: the PostHog API gave no usable answer")
+    assert not (tmp_path / "out" / "report.json").exists()
+
+
+def test_the_fast_path_skips_no_character_neutralise_escapes():
+    """neutralise returns printable text untouched without a regex: that is only safe if every character it
+    escapes is one Python deems unprintable, over the whole of Unicode."""
+    import sys
+
+    from auditor.text import _CONTROL
+
+    assert [hex(c) for c in range(sys.maxunicode + 1) if _CONTROL.match(chr(c)) and chr(c).isprintable()] == []
