@@ -6,6 +6,7 @@ on its own; one that fails is recorded, never a crash."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -100,11 +101,38 @@ def builtin_registry() -> Registry:
     return registry
 
 
+def may_have_plugins(path: list[str] | None = None) -> bool:
+    """A quick look before importlib.metadata does the real discovery: does any installed distribution declare
+    our entry-point group? Only entry_points.txt files are read; whatever cannot be looked into this way (a zip
+    or an egg on the path) counts as yes, so no plugin is ever missed, only the common case made fast."""
+    import os
+
+    for entry in sys.path if path is None else path:
+        folder = entry or "."
+        if not os.path.isdir(folder):
+            if os.path.exists(folder):
+                return True
+            continue
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            continue
+        for name in names:
+            if name.endswith((".dist-info", ".egg-info")):
+                try:
+                    with open(os.path.join(folder, name, "entry_points.txt"), encoding="utf-8") as declared:
+                        if ENTRY_POINT_GROUP in declared.read():
+                            return True
+                except (OSError, UnicodeDecodeError):
+                    continue
+    return False
+
+
 def load_registry(*, plugins: bool = True) -> Registry:
     registry = builtin_registry()
-    if not plugins:
+    if not plugins or not may_have_plugins():
         return registry
-    from importlib import metadata  # here: finding plugins reads every installed package's metadata
+    from importlib import metadata  # here, and only when a plugin may be installed: importing it takes ~40 ms
 
     for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
         dist = ep.dist.name if ep.dist else "unknown"

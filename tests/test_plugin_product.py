@@ -86,3 +86,19 @@ def test_its_category_is_shown_in_every_report_and_listed(with_plugin, tmp_path,
     assert runner.invoke(cli, ["audit", "--demo", "--out", "out2", "-q", "--config", str(weights)]).exit_code == 1
     assert runner.invoke(cli, ["audit", "--demo", "--out", "out3", "-q", "--paying-for", "llm_analytics"]).exit_code \
         == 1
+
+
+def test_the_quick_look_for_plugins_misses_none(tmp_path):
+    """Before importing importlib.metadata (~40 ms of every start), a glance at entry_points.txt files: it finds
+    the plugin's declaration, says no where nothing declares the group, and says yes for anything it cannot read
+    this way (a zip on the path), so importlib.metadata then decides."""
+    from auditor.registry import may_have_plugins
+
+    other = tmp_path / "site"
+    (other / "requests-2.32.dist-info").mkdir(parents=True)
+    (other / "requests-2.32.dist-info" / "entry_points.txt").write_text("[console_scripts]\nx = y:z\n")
+    assert may_have_plugins([str(PACKAGE)]) is True
+    assert may_have_plugins([str(other), str(tmp_path / "absent")]) is False
+    zipped = tmp_path / "plugins.zip"
+    zipped.write_bytes(b"PK\x05\x06" + b"\x00" * 18)
+    assert may_have_plugins([str(other), str(zipped)]) is True
