@@ -34,12 +34,13 @@ from pathlib import Path
 from typing import Any
 
 from auditor.account import Account, Delivered, Outputs, WritesStopped, audit_account
-from auditor.attestations import AttestationError, load_attestations
+from auditor.attestations import load_attestations
 from auditor.catalogue import Catalogue
 from auditor.clients.posthog_api import ApiError, normalise_host, stepping_aside
 from auditor.clients.vitally_api import VitallyClient, base_url
 from auditor.config import ConfigError, Settings, parse_products, read_toml
 from auditor.defaults import FORMATS
+from auditor.errors import AuditorError
 from auditor.model import Check
 from auditor.outputs import telemetry
 from auditor.outputs.render import environment, savings_headline, write_atomic
@@ -249,7 +250,7 @@ def audit_one(ctx: BatchContext, spec: AccountSpec) -> Outcome:
         delivered = _audit(ctx, spec)
     except Interrupted:
         return Outcome(spec, "interrupted", error=INTERRUPTED, seconds=time.perf_counter() - clock)
-    except (ApiError, AttestationError, ConfigError, ValueError, OSError) as exc:
+    except (ApiError, AuditorError, ValueError, OSError) as exc:  # AuditorError: config, attestations, usage
         if ctx.stop.is_set():  # whatever failed once the batch was stopping, it was the stop that ended it
             return Outcome(spec, "interrupted", error=INTERRUPTED, seconds=time.perf_counter() - clock)
         return Outcome(spec, "failed", error=str(exc), seconds=time.perf_counter() - clock)

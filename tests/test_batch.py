@@ -339,3 +339,21 @@ def test_an_account_waiting_on_the_limiter_gives_its_seat_to_the_next():
         b = pool.submit(seats.run, second)
         assert (a.result(timeout=10), b.result(timeout=10)) == ("first", "second")
     assert events == ["first waits", "second works", "first sends its query"]
+
+
+def test_an_account_the_tool_cannot_audit_as_asked_fails_alone(monkeypatch, tmp_path):
+    """Any one-line error of the tool's own (a usage error such as 'org' naming no organization) fails that
+    account, as a refused key does; the batch goes on."""
+    from auditor import batch as batch_module
+    from auditor.errors import UsageError
+
+    def refuse(ctx, spec):
+        raise UsageError("--vitally-account org: the PostHog organization id is unknown")
+
+    monkeypatch.setattr(batch_module, "_audit", refuse)
+    registry = load_registry(plugins=False)
+    ctx = BatchContext(registry=registry, checks=list(registry.checks.values()), settings=Settings(),
+                       out_dir=tmp_path / "p", mode="health")
+    outcome = batch_module.audit_one(ctx, AccountSpec(name="A", host="https://eu.posthog.com", api_key_env="K",
+                                                      projects=["1"]))
+    assert outcome.status == "failed" and "organization id is unknown" in (outcome.error or "")
