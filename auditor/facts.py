@@ -278,16 +278,19 @@ def expect(value: Any, path: str, shape: type, fields: Fields | None = None, *, 
     if not isinstance(value, shape):
         raise unexpected(path, f"expected {'a list of objects' if shape is list else 'an object'}, "
                          f"got {kind_of(value)}")
-    items: list[Any] = list(value) if isinstance(value, list) else [value]
+    items: list[Any] = value if isinstance(value, list) else [value]
     if nonempty and not items:
         raise unexpected(path, "an empty list, where there is always at least one item")
+    # Each field's types, and whether a bool may stand for them (True is an int to isinstance), worked out once:
+    # a page of thousands of objects is checked item by item.
+    wanted = [(name, types if isinstance(types, tuple) else (types,)) for name, types in (fields or {}).items()]
+    rules = [(name, types, bool in types) for name, types in wanted]
     for i, item in enumerate(items):
         if not isinstance(item, dict):
             raise unexpected(path, f"item {i} is {kind_of(item)}, not an object")
-        for name, types in (fields or {}).items():
-            types = types if isinstance(types, tuple) else (types,)
+        for name, types, bool_allowed in rules:
             field_value = item.get(name)
-            if not isinstance(field_value, types) or (isinstance(field_value, bool) and bool not in types):
+            if not isinstance(field_value, types) or (field_value.__class__ is bool and not bool_allowed):
                 found = "missing" if name not in item else kind_of(field_value)
                 raise unexpected(path, f"{f'item {i}: ' if shape is list else ''}`{name}` is {found}")
     return value
