@@ -43,7 +43,7 @@ from auditor.defaults import FORMATS
 from auditor.errors import AuditorError
 from auditor.model import Check
 from auditor.outputs import telemetry
-from auditor.outputs.render import environment, savings_headline, write_atomic
+from auditor.outputs.render import savings_headline, template, write_atomic
 from auditor.registry import Registry, builtin_registry
 from auditor.result import RunResult
 
@@ -423,7 +423,7 @@ def write_portfolio(out_dir: Path, rows: list[dict[str, Any]], mode: str) -> lis
     generated = datetime.now(UTC).isoformat(timespec="seconds")
     categories = list(dict.fromkeys(c for r in rows for c in (r.get("categories") or {})))
     doc = {"generated_at": generated, "mode": mode, "accounts": rows}
-    html = environment().get_template("portfolio.html.j2").render(portfolio=doc, categories=categories)
+    html = template("portfolio.html.j2").render(portfolio=doc, categories=categories)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["account", "status", "verdict", "readiness", "change", *categories, "regressions",
@@ -434,7 +434,7 @@ def write_portfolio(out_dir: Path, rows: list[dict[str, Any]], mode: str) -> lis
                          *[cats.get(c) for c in categories], " | ".join(r.get("regressions") or []),
                          r.get("top_finding", ""), r.get("report") or "", r.get("error") or "",
                          r.get("savings_usd")])
-    markdown = environment(markdown=True).get_template("portfolio.md.j2").render(portfolio=doc)
+    markdown = template("portfolio.md.j2").render(portfolio=doc)
     outputs = {"index.html": html, "portfolio.json": json.dumps(doc, indent=2, default=str) + "\n",
                "portfolio.csv": buffer.getvalue(), "portfolio.md": markdown}
     paths = []
