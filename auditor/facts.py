@@ -187,7 +187,7 @@ def _query_fact(columns: list[str], rows: list[list[Any]], truncated: bool, limi
             "query": ran_as}
 
 
-SHORT_WINDOW_DAYS = 7
+SHORT_WINDOW_DAYS = queries.SHORT_WINDOW_DAYS
 # The HogQL facts: their query alone and its window. One combined query serves all three.
 HOGQL_FACTS: dict[str, tuple[Callable[[int], str], int]] = {
     "cube": (queries.cube_sql, queries.WINDOW_DAYS),

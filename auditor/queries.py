@@ -18,6 +18,7 @@ import operator
 from typing import Any
 
 WINDOW_DAYS = 30
+SHORT_WINDOW_DAYS = 7  # what a query PostHog stopped for time runs over instead
 ROW_LIMIT = 50_000  # PostHog's cap; without LIMIT it returns only 100 rows
 
 # PostHog refuses to merge persons on these ids (nodejs/src/common/persons/person-utils.ts).

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from auditor.catalogue import Catalogue
 from auditor.model import CheckResult, Severity, Status
-from auditor.result import Category, ReadinessResult, ScopeResult
+
+if TYPE_CHECKING:  # the RunResult's types: annotations only
+    from auditor.result import Category, ReadinessResult, ScopeResult
 
 
 @dataclass

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from auditor.facts import Facts
 from auditor.model import SEVERITY_WEIGHT, Severity
 from checks.common import (
     LEVEL_NAMES,
@@ -19,8 +18,10 @@ from checks.common import (
     within,
 )
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # facts imports the API client: checks need only the type
     import polars as pl
+
+    from auditor.facts import Facts
 else:
     from auditor.lazy import polars as pl
 

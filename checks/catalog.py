@@ -6,11 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
-from auditor.facts import Facts
 from auditor.model import Product
 from checks.common import cube, event_total, parse_time, since, total
 from checks.handover import ATTESTATION_ITEMS
+
+if TYPE_CHECKING:  # facts imports the API client: checks need only the type
+    from auditor.facts import Facts
 
 DAYS = 30  # "used" means used in the last 30 days
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from auditor.facts import Facts
 from auditor.model import Finding, Severity, Status, Table, check
 from checks import impact as pricing
 from checks.common import date_or_never, num, parse_time, records
 from checks.impact import ROWS_SYNCED, Charge
 from checks.links import source_links
+
+if TYPE_CHECKING:  # facts imports the API client: checks need only the type
+    from auditor.facts import Facts
 
 DOCS = "https://posthog.com/docs/data-warehouse"
 # The API reports BillingLimitReached / BillingLimitTooLow as these strings; fixtures also show "Error".

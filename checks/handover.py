@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from auditor.facts import Facts
 from auditor.model import Finding, Impact, Severity, Status, Table, check
 from auditor.scoring import read_failed
 from checks import impact as pricing
 from checks.billing import monthly_amount
 from checks.common import date_or_never, parse_time
+
+if TYPE_CHECKING:  # facts imports the API client: checks need only the type
+    from auditor.facts import Facts
 
 HANDBOOK = "https://posthog.com/handbook/growth/sales/account-allocation"
 

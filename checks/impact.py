@@ -26,11 +26,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from auditor.facts import Facts
 from auditor.model import Impact
 from checks.common import num
+
+if TYPE_CHECKING:  # facts imports the API client: checks need only the type
+    from auditor.facts import Facts
 
 DAYS_PER_MONTH = 30
 NOT_READABLE = "billing not readable"

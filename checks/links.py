@@ -28,12 +28,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
-from auditor.facts import Facts
 from auditor.model import Check, Finding, Link, Status
 from auditor.queries import REPLAY_WINDOW_DAYS, WINDOW_DAYS, cube_sql, identity_sql, replay_sql
+
+if TYPE_CHECKING:  # facts imports the API client: checks need only the type
+    from auditor.facts import Facts
 
 # router-utils.ts `pathsWithoutProjectId`: paths the router never prefixes with /project/<id>.
 PATHS_WITHOUT_PROJECT_ID = ("api", "me", "instance", "organization", "preflight", "login", "signup",

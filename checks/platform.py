@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from auditor.facts import Facts
 from auditor.model import Finding, Severity, Status, Table, check
 from checks.common import (
     LEVEL_NAMES,
@@ -27,8 +26,10 @@ from checks.common import (
 )
 from checks.sdk_versions import LATEST_SDKS, TABLE_DATE, is_outdated
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # facts imports the API client: checks need only the type
     import polars as pl
+
+    from auditor.facts import Facts
 else:
     from auditor.lazy import polars as pl
 

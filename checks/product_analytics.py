@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from auditor.facts import Facts
 from auditor.model import Finding, Impact, Severity, Status, Table, check
 from checks import impact as pricing
 from checks.billing import group_analytics_paid
@@ -28,8 +27,10 @@ from checks.common import (
 )
 from checks.impact import EVENTS, GROUP_ANALYTICS, PERSON_PROFILES, Charge
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # facts imports the API client: checks need only the type
     import polars as pl
+
+    from auditor.facts import Facts
 else:
     from auditor.lazy import polars as pl
 

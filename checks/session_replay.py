@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from auditor.facts import Facts
 from auditor.model import Finding, Impact, Severity, Status, Table, check
 from auditor.queries import SHORT_RECORDING_MS
 from checks import impact as pricing
@@ -23,7 +22,8 @@ from checks.common import (
 from checks.impact import RECORDINGS, Charge
 from checks.links import links, setting
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # facts imports the API client: checks need only the type
+    from auditor.facts import Facts
     pass
 else:
     pass

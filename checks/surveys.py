@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from auditor.facts import Facts
 from auditor.model import Finding, Severity, Status, Table, check
 from checks.common import cube, date_or_never, event_total, identity, num, pct, records, share, truncation_note, within
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # facts imports the API client: checks need only the type
     import polars as pl
+
+    from auditor.facts import Facts
 else:
     from auditor.lazy import polars as pl
 
