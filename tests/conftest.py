@@ -1,4 +1,4 @@
-"""Shared fixtures: the loopback stand-in, a fast client, and vcrpy settings for the cassettes."""
+"""Shared fixtures: the loopback stand-in, a fast client, the demo's report, and vcrpy settings for the cassettes."""
 
 from __future__ import annotations
 
@@ -41,6 +41,26 @@ def scenario(request: pytest.FixtureRequest):
     if variant:
         VARIANTS[variant](base)
     return base
+
+
+@pytest.fixture(scope="session")
+def demo_report_json(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """report.json of `audit --demo`, through the CLI: audited once for the whole session."""
+    from click.testing import CliRunner
+
+    from auditor.cli import cli
+
+    out = tmp_path_factory.mktemp("demo")
+    result = CliRunner().invoke(cli, ["audit", "--demo", "--format", "json", "--out", str(out), "--quiet"])
+    assert result.exit_code == 1, result.output  # the demo customer is not ready
+    return (out / "report.json").read_text()
+
+
+@pytest.fixture
+def demo_run(demo_report_json: str) -> dict[str, Any]:
+    """The demo's RunResult as report.json holds it: a fresh copy for each test, which may change it."""
+    result: dict[str, Any] = json.loads(demo_report_json)
+    return result
 
 
 @pytest.fixture(autouse=True)

@@ -53,13 +53,6 @@ def test_unknown_category_names_the_valid_ones():
                                      "error_tracking, handover)")
 
 
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory) -> dict:
-    out = tmp_path_factory.mktemp("demo")
-    assert CliRunner().invoke(cli, ["audit", "--demo", "--format", "json", "--out", str(out), "-q"]).exit_code == 1
-    return json.loads((out / "report.json").read_text())
-
-
 def test_markdown_puts_each_regression_on_its_own_line(demo_run):
     run = {**demo_run, "changes": {"previous_started_at": "2026-10-01T00:00:00+00:00", "previous_readiness": 80.0,
                                    "readiness_delta": -9.0, "category_deltas": {},

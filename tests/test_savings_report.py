@@ -3,13 +3,9 @@ Vitally note say the same words, recommendations are ranked by impact, and witho
 
 from __future__ import annotations
 
-import json
-
 import pytest
-from click.testing import CliRunner
 
 from auditor.audit import audit_target
-from auditor.cli import cli
 from auditor.clients.posthog_api import PostHogClient
 from auditor.config import Settings
 from auditor.demo import DEMO_HOST, DEMO_KEY, demo_scenario, demo_session
@@ -17,13 +13,6 @@ from auditor.outputs.render import render_html, render_markdown, savings_headlin
 from auditor.outputs.vitally import note_for
 from auditor.registry import load_registry
 from checks.brief import recommendations
-
-
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory) -> dict:
-    out = tmp_path_factory.mktemp("demo")
-    assert CliRunner().invoke(cli, ["audit", "--demo", "--format", "json", "--out", str(out), "-q"]).exit_code == 1
-    return json.loads((out / "report.json").read_text())
 
 
 def test_the_html_report_opens_with_the_savings_and_every_output_says_them(demo_run):

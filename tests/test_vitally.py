@@ -37,14 +37,6 @@ def config_for(v, tmp_path) -> str:
     return str(path)
 
 
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory) -> dict:
-    out = tmp_path_factory.mktemp("demo")
-    result = CliRunner().invoke(cli, ["audit", "--demo", "--format", "json", "--out", str(out), "--quiet"])
-    assert result.exit_code == 1
-    return json.loads((out / "report.json").read_text())
-
-
 def test_hosts():
     assert base_url("eu", None) == "https://rest.vitally-eu.io/resources"
     assert base_url("us", "posthog") == "https://posthog.rest.vitally.io/resources"
