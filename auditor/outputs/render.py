@@ -23,10 +23,6 @@ if TYPE_CHECKING:
     from jinja2.bccache import BytecodeCache
 
 FILE_NAMES = {"html": "report.html", "json": "report.json", "md": "report.md"}
-STATUS_GROUPS = [
-    ("fail", "Failed"), ("error", "Could not be judged"), ("warn", "Warnings"), ("manual", "Needs a person"),
-    ("pass", "Passed"), ("info", "For information"), ("skip", "Not applicable"),
-]
 
 
 def template_dir() -> Path:
@@ -108,11 +104,9 @@ def environment(markdown: bool = False) -> Environment:
     env.filters["usd"] = format_usd
     # Product ids as their titles, from the run's own scope (which names every product one can pay for).
     env.filters["titles"] = lambda ids, names: [(names or {}).get(i, i) for i in ids or []]
-    env.filters["units"] = format_units
     env.filters["impact_text"] = impact_text
     env.globals["savings_headline"] = savings_headline
     env.globals["for_customer"] = lambda run: isinstance(run, dict) and run.get("audience") == "customer"
-    env.globals["grouped"] = grouped_results
     env.globals["ordered_findings"] = ordered_findings
     env.globals["ACTION_SECTIONS"] = ACTION_SECTIONS
     return env
@@ -207,15 +201,6 @@ def validated_run_result(run: Any) -> dict[str, Any]:
     if run.get("schema_version") != SCHEMA_VERSION:
         raise ValueError(f"report schema_version {run.get('schema_version')!r} is not {SCHEMA_VERSION}")
     return run
-
-
-def grouped_results(run: Mapping[str, Any]) -> list[tuple[str, str, list[dict[str, Any]]]]:
-    groups = []
-    for status, title in STATUS_GROUPS:
-        items = [r for r in run["results"] if r["status"] == status]
-        if items:
-            groups.append((status, title, items))
-    return groups
 
 
 SEVERITY_RANK = {"blocker": 0, "major": 1, "minor": 2, "info": 3}

@@ -101,11 +101,6 @@ class Telemetry:
         return uuid is not None
 
 
-def send(settings: TelemetrySettings, run: Mapping[str, Any], account: str) -> bool:
-    """Send one event (a one-off Telemetry: a run of several accounts should share one)."""
-    return Telemetry(settings).send(run, account)
-
-
 def _warn(message: str) -> None:
     from auditor.text import warn
 
