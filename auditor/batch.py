@@ -39,7 +39,7 @@ from auditor.catalogue import Catalogue
 from auditor.clients.posthog_api import ApiError, normalise_host, stepping_aside
 from auditor.clients.vitally_api import VitallyClient, base_url
 from auditor.config import ConfigError, Settings, parse_products, read_toml
-from auditor.defaults import FORMATS
+from auditor.defaults import DEFAULT_API_KEY_ENV, FORMATS
 from auditor.errors import AuditorError
 from auditor.model import Check
 from auditor.outputs import telemetry
@@ -118,13 +118,15 @@ def load_accounts(path: str, default_host: str | None = None, catalogue: Catalog
             raise ConfigError(f"{where} ({entry['name']}): give projects, organization or all_projects = true")
         paying = entry.get("paying_for")
         attest = entry.get("attestations")
+        if paying and catalogue is None:  # built once, for the first entry that needs it
+            catalogue = builtin_registry().catalogue
         spec = AccountSpec(
             name=entry["name"].strip(), host=host,
-            api_key_env=str(entry.get("api_key_env") or defaults.get("api_key_env") or "POSTHOG_PERSONAL_API_KEY"),
+            api_key_env=str(entry.get("api_key_env") or defaults.get("api_key_env") or DEFAULT_API_KEY_ENV),
             projects=projects, all_projects=bool(entry.get("all_projects") or organization),
             organization=organization.strip() if organization else None,
             vitally_account=entry.get("vitally_account"),
-            paying_for=parse_products(",".join(paying), catalogue or builtin_registry().catalogue) if paying else None,
+            paying_for=parse_products(",".join(paying), catalogue) if paying and catalogue else None,
             attestations=str((file.parent / attest).resolve()) if attest else None,
         )
         if spec.slug in seen:
@@ -292,16 +294,8 @@ class Seats:
 
     def run(self, work: Callable[..., Outcome], *args: Any) -> Outcome:
         away = _Away(self._free)
-        with self._free_seat(), stepping_aside(away.stepping_out):
+        with self._free, stepping_aside(away.stepping_out):  # a free seat, held for the work
             return work(*args)
-
-    @contextlib.contextmanager
-    def _free_seat(self) -> Iterator[None]:
-        self._free.acquire()
-        try:
-            yield
-        finally:
-            self._free.release()
 
 
 class _Away:

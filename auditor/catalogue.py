@@ -93,9 +93,6 @@ class Catalogue:
     def sort(self, products: Iterable[str]) -> list[str]:
         return self.order(dict.fromkeys(products))
 
-    def unknown_products(self, products: Iterable[str]) -> list[str]:
-        return [p for p in products if p not in self.payable]
-
     @property
     def attestation_items(self) -> dict[str, str]:
         return {item: what for p in self.products.values() for item, what in p.attestations.items()}

@@ -61,15 +61,6 @@ def illegal_id_condition(column: str = "distinct_id") -> str:
     return f"(lower({column}) IN {lowered} OR {column} IN {exact} OR trim({column}) = '')"
 
 
-def is_illegal_distinct_id(value: str) -> bool:
-    """The same rule in Python, for scenario data and tests."""
-    if value.strip(" ") == "":
-        return True
-    return value.lower() in _quoted_variants(ILLEGAL_IDS_CASE_INSENSITIVE) or value in _quoted_variants(
-        ILLEGAL_IDS_CASE_SENSITIVE
-    )
-
-
 TEST_HOST_PATTERN = r"^(localhost|127\.0\.0\.1)(:|$)|\.local(:|$)|staging|(^|\.)dev\."
 # Sessions: `$session_id` is '' on events without one (server SDKs), and that '' must not count as a session.
 SESSIONS = "uniqIf($session_id, $session_id != '')"

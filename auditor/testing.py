@@ -52,7 +52,6 @@ from auditor.runner import run_check
 AS_OF = "2026-11-01T12:00:00+00:00"  # the clock of a case that does not set its own
 TARGET = {"host": "https://us.posthog.com", "project_id": "4242"}  # where links point, unless a case says
 QUERY_COLUMNS = {"cube": CUBE_COLUMNS, "identity": IDENTITY_COLUMNS, "replay": REPLAY_COLUMNS}
-JUDGED = ("pass", "warn", "fail")
 
 
 @dataclass(frozen=True)
