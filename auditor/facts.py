@@ -189,11 +189,7 @@ def _query_fact(columns: list[str], rows: list[list[Any]], truncated: bool, limi
 
 SHORT_WINDOW_DAYS = queries.SHORT_WINDOW_DAYS
 # The HogQL facts: their query alone and its window. One combined query serves all three.
-HOGQL_FACTS: dict[str, tuple[Callable[[int], str], int]] = {
-    "cube": (queries.cube_sql, queries.WINDOW_DAYS),
-    "identity": (queries.identity_sql, queries.WINDOW_DAYS),
-    "replay": (queries.replay_sql, queries.REPLAY_WINDOW_DAYS),
-}
+HOGQL_FACTS = queries.PART_QUERIES
 
 
 def _hogql(ctx: GatherContext, name: str) -> dict[str, Any]:
@@ -223,8 +219,7 @@ def _run_hogql(ctx: GatherContext) -> dict[str, Any]:
         # The cube's rows come last, so a full answer cut short only the cube (or, if they alone filled it, the
         # identity rows).
         cut = {"cube": result.truncated, "identity": result.truncated and not parts["cube"][1], "replay": False}
-        windows = {"cube": queries.WINDOW_DAYS, "identity": queries.WINDOW_DAYS, "replay": queries.REPLAY_WINDOW_DAYS}
-        return {name: _query_fact(*parts[name], cut[name], result.limit, windows[name], "one query for cube, "
+        return {name: _query_fact(*parts[name], cut[name], result.limit, HOGQL_FACTS[name][1], "one query for cube, "
                                   "identity and replay") for name in queries.PARTS}
     wanted = [name for name in queries.PARTS if name in ctx.wanted]
 

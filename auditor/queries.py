@@ -15,6 +15,7 @@ Written for PostHog's printer, not for ClickHouse directly (shared/reference/hog
 from __future__ import annotations
 
 import operator
+from collections.abc import Callable
 from typing import Any
 
 WINDOW_DAYS = 30
@@ -38,8 +39,6 @@ CUBE_COLUMNS = (
     "identified", "personless", "proxied", "illegal_id_events", "test_host_events", "with_custom_properties",
     "with_groups", "last_seen",
 )  # fmt: skip
-IDENTITY_COLUMNS = ("kind", "key", "lib", "flag_locally_evaluated", "events", "distinct_ids", "sessions", "extra")
-REPLAY_COLUMNS = ("day", "recordings", "short_recordings", "last_start")
 
 
 def hogql_string(value: str) -> str:
@@ -87,6 +86,8 @@ LAYOUT: dict[str, dict[str, str]] = {
                  "distinct_ids": "v2", "sessions": "v3", "extra": "v4"},
     "replay": {"day": "day", "recordings": "v1", "short_recordings": "v2", "last_start": "at"},
 }
+IDENTITY_COLUMNS = tuple(LAYOUT["identity"])  # in query order, as the part alone returns them
+REPLAY_COLUMNS = tuple(LAYOUT["replay"])
 
 
 EMPTY = "''"
@@ -186,6 +187,14 @@ def identity_sql(window_days: int = WINDOW_DAYS, limit: int = ROW_LIMIT) -> str:
 
 def replay_sql(window_days: int = REPLAY_WINDOW_DAYS, short_ms: int = SHORT_RECORDING_MS) -> str:
     return _view("replay", replay_branches(window_days, short_ms), "day", 1000)
+
+
+# Each part alone (what runs when PostHog stops the combined query), and the window it covers.
+PART_QUERIES: dict[str, tuple[Callable[[int], str], int]] = {
+    "cube": (cube_sql, WINDOW_DAYS),
+    "identity": (identity_sql, WINDOW_DAYS),
+    "replay": (replay_sql, REPLAY_WINDOW_DAYS),
+}
 
 
 def combined_sql(window_days: int = WINDOW_DAYS, replay_window_days: int = REPLAY_WINDOW_DAYS,

@@ -27,12 +27,11 @@ instance serves both from its base URL.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 from auditor.model import Check, Finding, Link, Status
-from auditor.queries import REPLAY_WINDOW_DAYS, WINDOW_DAYS, cube_sql, identity_sql, replay_sql
+from auditor.queries import PART_QUERIES
 
 if TYPE_CHECKING:  # facts imports the API client: checks need only the type
     from auditor.facts import Facts
@@ -239,11 +238,11 @@ FIX_LINKS: dict[str, tuple[tuple[str, str], ...]] = {
     "handover.paid-products-used": (("Billing", organization_billing()),),
 }
 
-# The HogQL parts an audit runs (auditor/queries.py), each as it can be opened in PostHog's SQL editor.
-QUERY_PARTS: dict[str, tuple[Callable[[int], str], int, str]] = {
-    "cube": (cube_sql, WINDOW_DAYS, "events by name and SDK"),
-    "identity": (identity_sql, WINDOW_DAYS, "identity, flag calls and surveys"),
-    "replay": (replay_sql, REPLAY_WINDOW_DAYS, "recordings per day"),
+# The HogQL parts an audit runs (auditor/queries.py PART_QUERIES), as a link to PostHog's SQL editor names them.
+QUERY_PARTS = {
+    "cube": "events by name and SDK",
+    "identity": "identity, flag calls and surveys",
+    "replay": "recordings per day",
 }
 
 
@@ -253,7 +252,8 @@ def query_links(facts: Facts, parts: tuple[str, ...]) -> tuple[Link, ...]:
     for part in dict.fromkeys(parts):
         if part not in QUERY_PARTS or not facts.ok(part):
             continue
-        build, default_days, what = QUERY_PARTS[part]
+        build, default_days = PART_QUERIES[part]
+        what = QUERY_PARTS[part]
         value = facts.get(part)
         days = value.get("window_days") if isinstance(value, dict) else None
         days = days if isinstance(days, int) and days > 0 else default_days
