@@ -49,6 +49,11 @@ class CategoryScore:
 
 
 HEALTH_BANDS = (("Healthy", 80.0), ("Concerning", 50.0), ("Poor", 0.0))
+
+
+def band(score: float | None) -> str:
+    """The health band of a score; unknown without one."""
+    return "Unknown" if score is None else next(name for name, floor in HEALTH_BANDS if score >= floor)
 BAND_ORDER = ("Healthy", "Concerning", "Poor", "Unknown")  # best to worst
 
 
@@ -217,8 +222,8 @@ def health(
                          subset=subset)
     reasons = assessed.reasons
     score = assessed.score
-    band = "Unknown" if score is None else next(name for name, floor in HEALTH_BANDS if score >= floor)
-    return Readiness(score=score, ready=band == "Healthy" and not reasons, reasons=reasons, band=band)
+    health = band(score)
+    return Readiness(score=score, ready=health == "Healthy" and not reasons, reasons=reasons, band=health)
 
 
 # ---- an account of several projects ---------------------------------------------------------------------------

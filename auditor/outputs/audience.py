@@ -22,7 +22,7 @@ from typing import Any
 
 from auditor.defaults import AUDIENCES
 from auditor.savings import total as savings_total
-from auditor.scoring import HEALTH_BANDS
+from auditor.scoring import band
 
 INTERNAL_FACTS = ("attestations", "vitally")  # facts from outside PostHog: the owner's
 CUSTOMER_BRIEF = ("top_recommendations", "products_used", "paid_but_unused", "event_mix", "sdk_versions")
@@ -37,10 +37,6 @@ def for_audience(run: dict[str, Any], audience: str = "internal") -> dict[str, A
     if audience not in AUDIENCES:
         raise ValueError(f"unknown audience {audience!r} (choose from {', '.join(AUDIENCES)})")
     return customer_view(run) if audience == "customer" else run
-
-
-def band(score: float | None) -> str:
-    return "Unknown" if score is None else next(name for name, floor in HEALTH_BANDS if score >= floor)
 
 
 def _declared(result: dict[str, Any]) -> tuple[str, bool]:
@@ -62,7 +58,11 @@ def customer_view(run: dict[str, Any]) -> dict[str, Any]:
     """The customer's report of a run (idempotent: a customer view stays as it is)."""
     if run.get("audience") == "customer":
         return run
-    run = copy.deepcopy(run)
+    return _customer_view(copy.deepcopy(run))
+
+
+def _customer_view(run: dict[str, Any]) -> dict[str, Any]:
+    """customer_view of a run that is already a copy of its own (its projects too: copied once, not again)."""
     kept, dropped = [], []
     for result in run.get("results") or []:
         audience, private = _declared(result)
@@ -81,6 +81,7 @@ def customer_view(run: dict[str, Any]) -> dict[str, Any]:
 
     readiness = run.get("readiness") or {}
     score = readiness.get("score")
+    health = band(score)
     out: dict[str, Any] = {
         **{k: run[k] for k in PASSED_THROUGH if k in run},
         "audience": "customer",
@@ -95,7 +96,7 @@ def customer_view(run: dict[str, Any]) -> dict[str, Any]:
                   if name not in INTERNAL_FACTS and isinstance(fact, dict)},
         "results": kept,
         "categories": [c for c in run.get("categories") or [] if c.get("id") in kept_categories],
-        "readiness": {"score": score, "ready": band(score) == "Healthy", "reasons": [], "band": band(score)},
+        "readiness": {"score": score, "ready": health == "Healthy", "reasons": [], "band": health},
         "brief": _brief(run.get("brief") or {}, dropped_ids),
         "savings": savings_total(kept),
     }
@@ -109,7 +110,8 @@ def customer_view(run: dict[str, Any]) -> dict[str, Any]:
         selection["checks"] = [c for c in selection.get("checks") or [] if c not in dropped_ids]
         out["selection"] = selection
     if run.get("projects"):
-        out["projects"] = [customer_view(project) for project in run["projects"]]
+        out["projects"] = [project if project.get("audience") == "customer" else _customer_view(project)
+                           for project in run["projects"]]
     return out
 
 
