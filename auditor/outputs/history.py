@@ -119,21 +119,22 @@ def _skip(path: Path, exc: Exception) -> None:
         warn(f"skipped an unreadable history file {path} ({reason})")
 
 
-def previous_run(history_dir: Path, account: str, before: str) -> str | None:
-    runs = load(history_dir, "runs")
+def previous_run(runs: pl.DataFrame, account: str, before: str) -> str | None:
     earlier = runs.filter((pl.col("account") == account) & (pl.col("started_at") < datetime.fromisoformat(before)))
     return earlier["run_id"][-1] if earlier.height else None
 
 
 def changes(history_dir: Path, run: Mapping[str, Any], account: str | None = None,
-            renamed: Mapping[str, str] | None = None) -> dict[str, Any] | None:
-    """What changed since the previous audit of the same account (None when there is none)."""
+            renamed: Mapping[str, str] | None = None, runs: pl.DataFrame | None = None) -> dict[str, Any] | None:
+    """What changed since the previous audit of the same account (None when there is none). `runs`: the runs
+    table, when the caller has it loaded already."""
     account = account or account_key(run)
     renamed = renamed or {}
-    previous = previous_run(history_dir, account, run["started_at"])
+    all_runs = load(history_dir, "runs") if runs is None else runs
+    previous = previous_run(all_runs, account, run["started_at"])
     if previous is None:
         return None
-    runs = load(history_dir, "runs").filter(pl.col("run_id") == previous).to_dicts()[0]
+    before = all_runs.filter(pl.col("run_id") == previous).to_dicts()[0]
     cats = load(history_dir, "categories").filter(pl.col("run_id") == previous)
     checks = load(history_dir, "checks").filter(pl.col("run_id") == previous)
     before_scores = dict(zip(cats["category"].to_list(), cats["score"].to_list(), strict=True))
@@ -152,10 +153,10 @@ def changes(history_dir: Path, run: Mapping[str, Any], account: str | None = Non
         old_status = before_status.get(key)
         if old_status == "pass" and WORSE.get(r["status"], 0) > 0:
             regressions.append(f"{r['title']} ({r['id']}) went from pass to {r['status']}")
-    score, old_score = run["readiness"]["score"], runs["readiness"]
+    score, old_score = run["readiness"]["score"], before["readiness"]
     return {
         "previous_run_id": previous,
-        "previous_started_at": runs["started_at"].isoformat(),
+        "previous_started_at": before["started_at"].isoformat(),
         "previous_readiness": old_score,
         "readiness_delta": None if score is None or old_score is None else round(score - old_score, 1),
         "category_deltas": category_deltas,
@@ -182,10 +183,11 @@ def accounts(history_dir: Path) -> list[str]:
 
 
 def score_trend(history_dir: Path, run: Mapping[str, Any], account: str | None = None,
-                limit: int = 12) -> list[dict[str, Any]]:
-    """Readiness over the account's recorded runs, the given run last (for the report's trend chart)."""
+                limit: int = 12, runs: pl.DataFrame | None = None) -> list[dict[str, Any]]:
+    """Readiness over the account's recorded runs, the given run last (for the report's trend chart). `runs`: the
+    runs table, when the caller has it loaded already."""
     account = account or account_key(run)
-    runs = load(history_dir, "runs").filter(
+    runs = (load(history_dir, "runs") if runs is None else runs).filter(
         (pl.col("account") == account) & (pl.col("run_id") != run["run_id"])
         & (pl.col("started_at") < datetime.fromisoformat(run["started_at"])))
     points = [{"date": r["started_at"].date().isoformat(), "score": r["readiness"]}
@@ -199,8 +201,9 @@ def compare(history_dir: Path, run: RunResult, account: str | None = None,
     it cannot be read at all, say so in one line and go on without the comparison. `renamed`: a renamed check's
     former id -> its id now (Registry.renamed), so its history carries on."""
     try:
-        run["changes"] = changes(history_dir, run, account, renamed)
-        run["trend"] = score_trend(history_dir, run, account)
+        runs = load(history_dir, "runs")  # read once: every account's files, for both
+        run["changes"] = changes(history_dir, run, account, renamed, runs=runs)
+        run["trend"] = score_trend(history_dir, run, account, runs=runs)
     except Exception as exc:  # anything: a damaged history is no reason to lose the audit
         warn(f"could not compare with the history in {history_dir} ({type(exc).__name__}: {exc})")
 
