@@ -138,8 +138,19 @@ def _judging(account: Account, registry: Registry, settings: Settings, outputs: 
     options: dict[str, Any] = {"mode": outputs.mode, "attestations": account.attestations}
     client, selector = outputs.vitally, account.vitally_account
     if client is not None and selector:
-        options["vitally_lookup"] = lambda facts: read_account(
-            client, vitally_account_id(selector, facts.target), settings.vitally, registry.catalogue)
+        answers: dict[str, dict[str, Any]] = {}
+        reading = threading.Lock()
+
+        def lookup(facts: Facts) -> dict[str, Any]:
+            # An account's projects (audited side by side) name one Vitally account: read it once (four
+            # requests), not once per project. A failed read is not kept: each project says what it met.
+            account_id = vitally_account_id(selector, facts.target)
+            with reading:
+                if account_id not in answers:
+                    answers[account_id] = read_account(client, account_id, settings.vitally, registry.catalogue)
+                return answers[account_id]
+
+        options["vitally_lookup"] = lookup
     return options
 
 

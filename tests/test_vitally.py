@@ -191,3 +191,22 @@ def test_audit_reads_vitally_for_scope_account_plan_and_engagement(vitally, tmp_
     assert run["brief"]["engagement"].startswith("Engaged")
     assert "Vitally: 2 write(s)" in result.output
     assert len([n for n in vitally.data["notes"] if str(n.get("externalId")).startswith("posthog-audit")]) == 1
+
+
+def test_an_account_of_several_projects_reads_its_vitally_account_once(standin, scenario, vitally, tmp_path):
+    """The projects of an --all-projects audit are one organization and one Vitally account: it is read once
+    (account, fields, users, notes), and every project's facts carry it."""
+    from tests.test_unreadable_projects import add_sibling
+
+    add_sibling(scenario)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["audit", "--host", standin.url, "--all-projects", "--out", str(out), "-q",
+                                      "--no-plugins", "--vitally-account", "org",
+                                      "--config", config_for(vitally, tmp_path)],
+                                env={"POSTHOG_PERSONAL_API_KEY": standin.api_key, "VITALLY_API_KEY": vitally.api_key})
+    assert result.exit_code == 1, result.output
+    run = json.loads((out / "report.json").read_text())
+    assert [p["target"]["project_id"] for p in run["projects"]] == ["4242", "4243"]
+    assert all(p["facts"]["vitally"]["status"] == "ok" for p in run["projects"])
+    reads = [path for method, path in vitally.requests if method == "GET"]
+    assert len(reads) == len(set(reads)) == 4, reads
