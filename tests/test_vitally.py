@@ -68,6 +68,13 @@ def test_cursor_pagination_reads_every_page(vitally):
     assert sum(1 for m, p in vitally.requests if p.endswith("/users")) == 3
 
 
+def test_a_numeric_cursor_that_comes_back_is_a_loop(vitally, monkeypatch):
+    monkeypatch.setattr(type(vitally), "_page", staticmethod(lambda items, query: {"results": items[:1], "next": 7}))
+    with pytest.raises(ApiError, match="loops"):
+        client_for(vitally).account_users("vit-1")
+    assert sum(1 for m, p in vitally.requests if p.endswith("/users")) == 2
+
+
 def test_push_twice_makes_one_note_and_touches_only_own_traits(vitally, demo_run):
     run = demo_run
     client = client_for(vitally)

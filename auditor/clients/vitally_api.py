@@ -118,7 +118,7 @@ class VitallyClient:
                 raise _unexpected(path, f"`next` is {kind_of(cursor)}, not a cursor")
             if not cursor:
                 return items
-            if cursor in seen:
+            if str(cursor) in seen:  # kept as text: a numeric cursor that comes back is a loop too
                 raise ApiError("bad_response", f"Vitally's pagination of {path} loops", url=path)
             seen.add(str(cursor))
             params = {**params, "from": cursor}
