@@ -397,7 +397,7 @@ class PostHogClient:
             return
         raise ReadOnlyViolation(f"refusing {method} {path}: posthog-auditor only reads (GET, and POST to /query/)")
 
-    def request(self, method: str, url: str, json_body: dict[str, Any] | None = None, kind: str = "rest") -> Any:
+    def request(self, method: str, url: str, json_body: dict[str, Any] | None = None) -> Any:
         """Send one request with retries; return the decoded JSON (secrets removed) or raise ApiError."""
         import requests
 
@@ -407,9 +407,10 @@ class PostHogClient:
             # https -> http downgrade too) is refused before anything is sent.
             raise ApiError("foreign_host", f"PostHog sent a link to another host: {shown(url)}", url=url)
         self._guard(method, url)
+        throttles = throttles_for(method, url)  # ("hogql",): a HogQL query (POST …/query/)
         attempt = 0
         while True:
-            self.limiter.acquire(*throttles_for(method, url))
+            self.limiter.acquire(*throttles)
             self._count("http_requests")
             owner, depth = _chain_depth.get()
             depth = (depth if owner == self._serial else 0) + 1  # what this context asks next waits for this answer
@@ -433,7 +434,7 @@ class PostHogClient:
             status = response.status_code
             if 300 <= status < 400:  # not retried: the same request would be redirected again
                 raise redirect_error("PostHog", status, response.headers.get("Location"), url)
-            if kind == "hogql" and status in (504, 512):
+            if throttles == ("hogql",) and status in (504, 512):
                 # Too slow for PostHog's limit: the same query would fail again (and spend the hourly budget).
                 raise _error_for(response, url)
             if status == 429 or status >= 500:
@@ -648,7 +649,7 @@ class PostHogClient:
         body = {"query": {"kind": "HogQLQuery", "query": hogql}, "name": name}
         self._count("hogql_queries")
         payload = self._with_environment_fallback(
-            project_id, "query/", lambda p: self.request("POST", self.url(p), body, kind="hogql")
+            project_id, "query/", lambda p: self.request("POST", self.url(p), body)
         )
         payload = self._await_query(project_id, payload)
         if payload.get("error"):
