@@ -106,8 +106,9 @@ def sources_healthy(facts: Facts, thresholds: dict[str, Any]) -> Finding:
         return Finding(Status.FAIL, "No warehouse source is connected.", {"sources": 0},
                        remediation="Connect the sources the customer needs (Stripe, Postgres, Hubspot…) under "
                        "Data pipeline → Sources.")
+    schemas = syncing_schemas(facts)
     broken, late, unknown, troubled = [], [], [], []
-    for src, sch in syncing_schemas(facts):
+    for src, sch in schemas:
         status = str(sch.get("status") or "")
         if status.lower() in BROKEN_STATUSES:
             error = (sch.get("latest_error") or "")[:200]
@@ -124,7 +125,6 @@ def sources_healthy(facts: Facts, thresholds: dict[str, Any]) -> Finding:
             late.append([label(src, sch), f"late (syncs every {sch.get('sync_frequency')})", "",
                          date_or_never(sch.get("last_synced_at"))])
             troubled.append(src)
-    schemas = syncing_schemas(facts)
     metrics = {"sources": len(srcs), "syncing_schemas": len(schemas), "broken": len(broken), "late": len(late)}
     table = Table.of(["schema", "status", "latest error", "last synced"], broken + late) if broken or late else None
     not_judged = not_in_full(facts, unknown, "sync_frequency")
@@ -152,10 +152,11 @@ def sources_healthy(facts: Facts, thresholds: dict[str, Any]) -> Finding:
 )
 def full_refresh_large(facts: Facts, thresholds: dict[str, Any]) -> Finding:
     jobs_by_source = facts.get("warehouse_jobs") or {}
-    full = [(src, sch) for src, sch in syncing_schemas(facts) if sch.get("sync_type") == "full_refresh"]
+    schemas = syncing_schemas(facts)
+    full = [(src, sch) for src, sch in schemas if sch.get("sync_type") == "full_refresh"]
     if not full:
-        return Finding(Status.PASS if syncing_schemas(facts) else Status.SKIP,
-                       "No schema syncs with full refresh." if syncing_schemas(facts) else "No syncing schemas.", {})
+        return Finding(Status.PASS if schemas else Status.SKIP,
+                       "No schema syncs with full refresh." if schemas else "No syncing schemas.", {})
     unknown = not_in_full(facts, full, "sync_frequency")  # no frequency: no full record, no incremental field
     if unknown:
         return unknown
