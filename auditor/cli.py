@@ -442,8 +442,7 @@ def print_allocations(rows: list[dict[str, Any]], applied: list[str], apply: boo
               "customer (health, fixes, savings, links; nothing internal).")
 def render(report: str, formats: tuple[str, ...], out_dir: str | None, audience: str) -> int:
     """Re-render a report.json as HTML, Markdown or JSON (for the customer with --audience customer)."""
-    from auditor.outputs.audience import for_audience
-    from auditor.outputs.render import RENDERERS, validated_run_result, write_reports
+    from auditor.outputs.render import rendered, write_reports
 
     run = _read_report(report)
     chosen = parse_formats(formats or ("html",))
@@ -452,9 +451,8 @@ def render(report: str, formats: tuple[str, ...], out_dir: str | None, audience:
             for path in write_reports(run, Path(out_dir), chosen, audience):
                 say(str(path))
         else:
-            view = for_audience(validated_run_result(run), audience)
-            for fmt in chosen:
-                click.echo(RENDERERS[fmt](view), nl=False)
+            for text in rendered(run, chosen, audience).values():
+                click.echo(text, nl=False)
     except ValueError as exc:
         raise UsageError(f"{report}: {exc}") from None
     return 0

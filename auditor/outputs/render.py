@@ -295,15 +295,20 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
-def write_reports(run: Mapping[str, Any], out_dir: Path, formats: list[str], audience: str = "internal") -> list[Path]:
-    """The reports of a run for an audience: every format from the same view (auditor/outputs/audience.py)."""
+def rendered(run: Mapping[str, Any], formats: list[str], audience: str = "internal") -> dict[str, str]:
+    """The text of each format of a run's report for an audience, every one from the same view
+    (auditor/outputs/audience.py)."""
     from auditor.outputs.audience import for_audience
 
-    run = for_audience(validated_run_result(run), audience)
-    # Render everything first so a template error leaves the previous reports untouched.
-    rendered = {fmt: RENDERERS[fmt](run) for fmt in formats}
+    view = for_audience(validated_run_result(run), audience)
+    return {fmt: RENDERERS[fmt](view) for fmt in formats}
+
+
+def write_reports(run: Mapping[str, Any], out_dir: Path, formats: list[str], audience: str = "internal") -> list[Path]:
+    """The reports of a run for an audience, written. Everything is rendered first, so a template error leaves
+    the previous reports untouched."""
     paths = []
-    for fmt, text in rendered.items():
+    for fmt, text in rendered(run, formats, audience).items():
         path = out_dir / FILE_NAMES[fmt]
         write_atomic(path, text)
         paths.append(path)
