@@ -24,11 +24,10 @@ from checks.links import links, setting
 
 if TYPE_CHECKING:  # facts imports the API client: checks need only the type
     from auditor.facts import Facts
-    pass
-else:
-    pass
 
 DOCS = "https://posthog.com/docs/session-replay"
+
+
 def recording_on(facts: Facts) -> bool:
     return bool(facts.require("project").get("session_recording_opt_in"))
 

@@ -472,9 +472,10 @@ class PostHogClient:
     @contextlib.contextmanager
     def tally(self) -> Iterator[ClientStats]:
         """Count the requests made within this block (and the threads it starts) apart from the client's total."""
-        token = _tally.set(ClientStats())
+        stats = ClientStats()
+        token = _tally.set(stats)
         try:
-            yield _tally.get() or ClientStats()
+            yield stats
         finally:
             _tally.reset(token)
 

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 import requests
 from requests.adapters import BaseAdapter
 
-from auditor.demo.events import EventData, demo_events
+from auditor.demo.events import NEW_WEB, NODE, OLD_WEB, EventData, demo_events
 
 DEMO_HOST = "https://us.posthog.com"
 DEMO_PROJECT_ID = "4242"
@@ -237,7 +237,7 @@ def demo_scenario(now: datetime | None = None) -> Scenario:
     def ago(**kw: float) -> str:
         return _iso(now - timedelta(**kw))
 
-    old, new, node = "1.380.1", "1.447.0", "5.61.0"
+    old, new, node = OLD_WEB, NEW_WEB, NODE  # the versions the demo's events carry
     project = {
         "id": int(DEMO_PROJECT_ID), "uuid": "0191b5c1-8f00-0000-5e1c-2a6b1c0d4e21", "organization": ORG_ID,
         "name": "Hedgebox (production)", "api_token": "phc_DEMOdemoDEMOdemoDEMOdemoDEMOdemo0000000000",
