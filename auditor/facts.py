@@ -7,6 +7,7 @@ skip or say so) or `error` (it should have been readable and was not: the checks
 from __future__ import annotations
 
 import contextvars
+import itertools
 import json
 import threading
 from collections.abc import Callable, Iterable
@@ -15,15 +16,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from auditor import queries
-from auditor.clients.posthog_api import ApiError, Once, PostHogClient, kind_of, unexpected
+from auditor.clients.posthog_api import ApiError, Once, PostHogClient, kind_of, shown, unexpected
 
-FACTS_FORMAT = "posthog-auditor-facts/1"
+FACTS_FORMAT = "posthog-auditor-facts/2"  # 2: `insights` is {count, items, complete}
 # Lists ask for big pages; a server that caps `limit` says so in its `next` links and the client follows them.
 PAGE = 1000
 # Person properties: the first custom names settle the judgement (and fill the capped evidence table), so they
 # are read in pages near that size rather than 1,000 at a time.
 PERSON_PROPERTIES_WANTED = 50
 PERSON_PROPERTIES_PAGE = 100
+# Insights: the most recently viewed page and the list's count (see _insights).
+INSIGHTS_PAGE = 100
 # Facts that do not come from the PostHog API: set by the engine (scope) or from other sources (files, Vitally).
 LOCAL_FACTS = frozenset({"scope", "attestations", "vitally"})
 
@@ -112,7 +115,11 @@ class Facts:
 
     @classmethod
     def from_json(cls, data: Any) -> Facts:
-        if not isinstance(data, dict) or data.get("format") != FACTS_FORMAT:
+        found = data.get("format") if isinstance(data, dict) else None
+        if isinstance(found, str) and found.startswith("posthog-auditor-facts/") and found != FACTS_FORMAT:
+            raise ValueError(f"the facts file is format {shown(found)}, from another version of "
+                             f"posthog-auditor (this one reads {FACTS_FORMAT!r}): gather the facts again")
+        if found != FACTS_FORMAT:
             raise ValueError(f"not a facts file (expected format {FACTS_FORMAT!r})")
         try:
             values = {
@@ -405,13 +412,46 @@ def _person_properties(ctx: GatherContext) -> Any:
                   f"/api/projects/{ctx.project_id}/property_definitions/", list, {"name": str})
 
 
-@gatherer("insights", "insight:read", "saved insights")
+@gatherer("insights", "insight:read", "saved insights: how many, and the most recently viewed")
 def _insights(ctx: GatherContext) -> Any:
-    # basic=true: InsightBasicSerializer, without results, still carries last_viewed_at, last_refresh and saved,
-    # all that dashboards-in-use reads (posthog/api/insight.py).
-    return expect(ctx.client.project_list(ctx.project_id, "insights/", {"saved": "true", "basic": "true",
-                                                                        "limit": PAGE}),
-                  f"/api/projects/{ctx.project_id}/insights/", list, ANY_ID)
+    """What dashboards-in-use judges (how many saved insights, and when one was last opened) needs one page, not
+    every insight: the list ordered by last view, nulls last, and its `count`. The list's `last_viewed_at` is the
+    latest view by anyone in the team; `order=-last_viewed_at` sorts on it; basic=true leaves results out
+    (products/product_analytics/backend/api/insight.py: order_queryset, InsightBasicSerializer). A project of
+    80,000 insights was 80 pages against PostHog's 1,200/hour insights throttle. A PostHog that cannot sort on
+    the view time (older ones answer 500) or did not is read in full, as before."""
+    path = f"/api/projects/{ctx.project_id}/insights/"
+    params = {"saved": "true", "basic": "true", "limit": INSIGHTS_PAGE}
+    try:
+        items, count = ctx.client.project_page(ctx.project_id, "insights/", {**params, "order": "-last_viewed_at"})
+        expect(items, path, list, ANY_ID)
+        if count is not None and (count <= len(items) or most_recently_viewed_first(items)):
+            return {"count": count, "items": items, "complete": count <= len(items)}
+    except ApiError as exc:
+        if exc.kind not in ("server", "client"):
+            raise
+    everything: list[Any] = expect(ctx.client.project_list(ctx.project_id, "insights/", {**params, "limit": PAGE}),
+                                   path, list, ANY_ID)
+    return {"count": len(everything), "items": everything, "complete": True}
+
+
+def most_recently_viewed_first(items: list[dict[str, Any]]) -> bool:
+    """Whether a page is sorted as asked: every item says when it was last viewed (null: never), latest first,
+    the never-viewed last. Anything else (a field missing, a time that does not parse) is not to be trusted."""
+    times: list[datetime | None] = []
+    for item in items:
+        if "last_viewed_at" not in item:
+            return False
+        value = item["last_viewed_at"]
+        try:
+            times.append(None if value is None else datetime.fromisoformat(value))
+        except (TypeError, ValueError):
+            return False
+    viewed = [t for t in times if t is not None]
+    try:
+        return times[:len(viewed)] == viewed and all(a >= b for a, b in itertools.pairwise(viewed))
+    except TypeError:  # a time without an offset beside one with
+        return False
 
 
 @gatherer("replay", "query:read", "recordings per day, last 90 days (HogQL)")

@@ -18,6 +18,7 @@ from checks.common import (
     member_last_login,
     num,
     pct,
+    records,
     share,
     total,
     truncation_note,
@@ -461,14 +462,19 @@ def _viewed_at(item: dict[str, Any]) -> Any:
 )
 def dashboards_in_use(facts: Facts, thresholds: dict[str, Any]) -> Finding:
     dashboards = [d for d in facts.require("dashboards") if isinstance(d, dict) and not d.get("deleted")]
-    insights = [i for i in facts.require("insights") if isinstance(i, dict) and not i.get("deleted")
-                and i.get("saved", True)]
-    items = dashboards + insights
+    # How many saved insights there are (PostHog's own count: its list leaves deleted ones out) and the most
+    # recently viewed of them: enough for the latest view (auditor/facts.py, _insights).
+    saved = facts.require("insights")
+    if not (isinstance(saved, dict) and isinstance(saved.get("count"), int) and isinstance(saved.get("items"), list)):
+        return Finding(Status.ERROR, "Could not be judged: the insights fact is not a count with the most recently "
+                       "viewed insights (a facts file from an older posthog-auditor?).")
+    insight_count = saved["count"]
+    items = dashboards + records(saved["items"])
     as_of = facts.as_of
     views = [v for v in (_viewed_at(i) for i in items) if v]
-    metrics: dict[str, Any] = {"dashboards": len(dashboards), "saved_insights": len(insights),
+    metrics: dict[str, Any] = {"dashboards": len(dashboards), "saved_insights": insight_count,
                                "last_viewed": date_or_never(max(views)) if views else "never"}
-    if not views and items:
+    if items and not any(key in i for i in items for key in ("last_viewed_at", "last_accessed_at")):
         # Older PostHog versions expose no view times: fall back to the last refresh, and say so.
         views = [v for v in (i.get("last_refresh") for i in items) if v]
         metrics["view_times"] = "not exposed by this PostHog version; last refresh used instead"
@@ -479,17 +485,17 @@ def dashboards_in_use(facts: Facts, thresholds: dict[str, Any]) -> Finding:
         if dashboards else None
     fix = ("Walk the customer's core users through building the insights and a dashboard for their key metrics "
            "(PostHog's dashboard templates are a quick start), and check back that they open them.")
-    if not insights:
+    if not insight_count:
         return Finding(Status.FAIL, "No saved insights.", metrics, table, fix)
     if not any(within(v, as_of, thresholds["stale_days"]) for v in views):
-        return Finding(Status.FAIL, f"{len(insights)} saved insights, but none opened within "
+        return Finding(Status.FAIL, f"{insight_count} saved insights, but none opened within "
                        f"{thresholds['stale_days']} days.", metrics, table, fix)
-    enough = len(insights) >= thresholds["min_insights"] and len(dashboards) >= thresholds["min_dashboards"]
+    enough = insight_count >= thresholds["min_insights"] and len(dashboards) >= thresholds["min_dashboards"]
     if enough and recent:
-        return Finding(Status.PASS, f"{len(dashboards)} dashboard(s) and {len(insights)} saved insights; "
+        return Finding(Status.PASS, f"{len(dashboards)} dashboard(s) and {insight_count} saved insights; "
                        f"some opened within {thresholds['recent_days']} days.", metrics, table)
     why = "none opened in the last week" if not recent else \
-        f"only {len(insights)} saved insights and {len(dashboards)} dashboard(s)"
+        f"only {insight_count} saved insights and {len(dashboards)} dashboard(s)"
     return Finding(Status.WARN, f"Insights and dashboards exist, but {why}.", metrics, table, fix)
 
 

@@ -521,6 +521,25 @@ class PostHogClient:
                                                            lambda p: self.get_list(p, params, enough))
         return items
 
+    def project_page(self, project_id: str | int, suffix: str,
+                     params: dict[str, Any] | None = None) -> tuple[list[Any], int | None]:
+        """The first page of a list, in the server's order, and the list's `count` (None when the server gives
+        none): for a caller that needs how many there are and the first few, not every item."""
+        page: tuple[list[Any], int | None] = self._with_environment_fallback(
+            project_id, suffix, lambda p: self._first_page(p, params))
+        return page
+
+    def _first_page(self, path: str, params: dict[str, Any] | None) -> tuple[list[Any], int | None]:
+        body = self.get(path, params)
+        if isinstance(body, list):  # an unpaginated endpoint: the page is the whole list
+            return body, len(body)
+        where = _path(self.url(path))
+        results = _page_results(body, where)
+        count = _page_count(body, where, results)
+        if count and not results:
+            raise unexpected(where, f"it reports {shown(count)} items but its first page is empty")
+        return results, count
+
     def _with_environment_fallback(self, project_id: str | int, suffix: str, call: Callable[[str], Any]) -> Any:
         """`/api/projects/{id}/` is canonical; some endpoints once lived only under `/api/environments/{id}/`."""
         suffix = suffix.lstrip("/")
@@ -548,15 +567,7 @@ class PostHogClient:
         where = _path(self.url(path))
         results = _page_results(first, where)
         next_url = self._link(self.url(path, params), first.get("next"))
-        count = first.get("count")
-        if count is not None and (not isinstance(count, int) or isinstance(count, bool) or count < 0):
-            raise unexpected(where, f"`count` is {kind_of(count)}, not a number of items")
-        if next_url and count is not None:
-            # A count no sane number of pages can reach is refused before any further request (even when the
-            # caller needs only the first items: such an answer is not a list to trust).
-            pages = -(-(count - len(results)) // max(1, len(results)))
-            if pages > MAX_PAGES:
-                raise unexpected(where, f"it reports {shown(count)} items, more than {MAX_PAGES} pages to read")
+        count = _page_count(first, where, results if next_url else None)
         if enough and enough(results):
             return results
         if next_url and count is not None and "offset=" in next_url and enough is None:
@@ -737,6 +748,20 @@ def _page_results(body: Any, where: str) -> list[Any]:
     if not isinstance(results, list):
         raise unexpected(where, f"`results` is {kind_of(results) if 'results' in body else 'missing'}, not a list")
     return results
+
+
+def _page_count(body: dict[str, Any], where: str, first_page: list[Any] | None) -> int | None:
+    """A page's `count` of items across every page (DRF's LimitOffsetPagination), or None when it gives none.
+    With the first page given, a count no sane number of pages of its size can reach is refused before any
+    further request (even when the caller needs only the first items: such an answer is not a list to trust)."""
+    count = body.get("count")
+    if count is not None and (not isinstance(count, int) or isinstance(count, bool) or count < 0):
+        raise unexpected(where, f"`count` is {kind_of(count)}, not a number of items")
+    if count is not None and first_page is not None:
+        pages = -(-(count - len(first_page)) // max(1, len(first_page)))
+        if pages > MAX_PAGES:
+            raise unexpected(where, f"it reports {shown(count)} items, more than {MAX_PAGES} pages to read")
+    return count
 
 
 def _path(url: str) -> str:

@@ -118,6 +118,8 @@ class Scenario:
         warehouse = self._warehouse(suffix)
         if warehouse is not None:
             return 200, {}, self._page(warehouse, query, base, path) if isinstance(warehouse, list) else warehouse
+        if suffix == "insights/" and suffix in self.lists:
+            return 200, {}, self._page(insight_list(self.lists[suffix], query), query, base, path)
         if suffix in self.lists:
             return 200, {}, self._page(self.lists[suffix], query, base, path)
         return 404, {}, {"detail": "Not found."}
@@ -186,6 +188,31 @@ class Scenario:
 
 
 TRIMMED_SCHEMA_FIELDS = ("id", "name", "label", "should_sync", "status", "sync_type", "last_synced_at", "latest_error")
+
+
+# InsightBasicSerializer's fields (products/product_analytics/backend/api/insight.py): no `deleted`, no results.
+INSIGHT_BASIC_FIELDS = ("id", "short_id", "name", "derived_name", "filters", "query", "dashboards", "dashboard_tiles",
+                        "description", "last_refresh", "refreshing", "saved", "tags", "updated_at", "created_by",
+                        "created_at", "last_modified_at", "favorited", "user_access_level", "last_viewed_at")
+
+
+def insight_list(insights: list[dict[str, Any]], query: dict[str, str]) -> list[dict[str, Any]]:
+    """GET insights/ as PostHog's InsightViewSet answers it: deleted ones left out; `saved` filters (a saved=true
+    list also holds insights on a dashboard, which a scenario marks saved); `order=-last_viewed_at` puts the
+    latest view first and the never viewed last (order_queryset); `basic=true` gives the basic serializer."""
+    items = [i for i in insights if not i.get("deleted")]
+    if "saved" in query:
+        wanted = query["saved"].lower() in ("1", "true", "yes", "on")
+        items = [i for i in items if bool(i.get("saved")) == wanted]
+    if query.get("order") in ("-last_viewed_at", "last_viewed_at"):
+        latest_first = query["order"] == "-last_viewed_at"
+        viewed = sorted((i for i in items if i.get("last_viewed_at")),
+                        key=lambda i: datetime.fromisoformat(i["last_viewed_at"]), reverse=latest_first)
+        never = [i for i in items if not i.get("last_viewed_at")]
+        items = viewed + never if latest_first else never + viewed
+    if query.get("basic", "").lower() in ("1", "true", "yes", "on"):
+        items = [{k: v for k, v in i.items() if k in INSIGHT_BASIC_FIELDS} for i in items]
+    return items
 
 
 def trimmed_schema(schema: dict[str, Any]) -> dict[str, Any]:
