@@ -471,15 +471,16 @@ def dashboards_in_use(facts: Facts, thresholds: dict[str, Any]) -> Finding:
     insight_count = saved["count"]
     items = dashboards + records(saved["items"])
     as_of = facts.as_of
-    views = [v for v in (_viewed_at(i) for i in items) if v]
+    # Older PostHog versions expose no view times: the last refresh stands in for them, and the evidence says so.
+    # Where they are exposed, a view is what counts (a null one is never opened), so the most recently viewed
+    # insights settle it whatever the rest refreshed.
+    exposed = not items or any(key in i for i in items for key in ("last_viewed_at", "last_accessed_at"))
+    views = [v for v in (_viewed_at(i) if exposed else i.get("last_refresh") for i in items) if v]
     metrics: dict[str, Any] = {"dashboards": len(dashboards), "saved_insights": insight_count,
                                "last_viewed": date_or_never(max(views)) if views else "never"}
-    if items and not any(key in i for i in items for key in ("last_viewed_at", "last_accessed_at")):
-        # Older PostHog versions expose no view times: fall back to the last refresh, and say so.
-        views = [v for v in (i.get("last_refresh") for i in items) if v]
+    if not exposed:
         metrics["view_times"] = "not exposed by this PostHog version; last refresh used instead"
-        metrics["last_viewed"] = date_or_never(max(views)) if views else "never"
-    recent = [d for d in items if within(_viewed_at(d) or d.get("last_refresh"), as_of, thresholds["recent_days"])]
+    recent = [v for v in views if within(v, as_of, thresholds["recent_days"])]
     top = sorted(dashboards, key=lambda d: str(_viewed_at(d) or ""), reverse=True)
     table = Table.of(["dashboard", "last viewed"], top, row=lambda d: [d.get("name"), date_or_never(_viewed_at(d))]) \
         if dashboards else None

@@ -29,8 +29,11 @@ def insights(scenario, n: int, seed: int = 1, never_viewed: float = 0.3) -> list
             return None
         return (scenario.now - timedelta(hours=rng.randrange(60 * 24))).isoformat().replace("+00:00", "Z")
 
+    def refreshed() -> str | None:  # the deprecated column: unrelated to views, often recent
+        return (scenario.now - timedelta(hours=rng.randrange(10 * 24))).isoformat() if rng.random() < 0.5 else None
+
     return [{"id": i, "short_id": f"s{i}", "name": f"Insight {i}", "saved": True, "deleted": False,
-             "last_refresh": None, "last_viewed_at": viewed()} for i in range(n)]
+             "last_refresh": refreshed(), "last_viewed_at": viewed()} for i in range(n)]
 
 
 def gather_insights(standin, scenario, **client_options) -> Fact:
