@@ -36,16 +36,20 @@ from typing import Any
 from auditor.account import Account, Delivered, Outputs, WritesStopped, audit_account
 from auditor.attestations import load_attestations
 from auditor.catalogue import Catalogue
-from auditor.clients.posthog_api import ApiError, normalise_host, stepping_aside
+from auditor.clients.ahead import QueriesAhead, reading_ahead
+from auditor.clients.posthog_api import ApiError, KeyAnswers, PostHogClient, normalise_host, stepping_aside
 from auditor.clients.vitally_api import VitallyClient, base_url
+from auditor.clients.waits import announce_waits
 from auditor.config import ConfigError, Settings, parse_products, read_toml
 from auditor.defaults import DEFAULT_API_KEY_ENV, FORMATS
 from auditor.errors import AuditorError
+from auditor.facts import combined_query, read_key_scopes, sends_hogql
 from auditor.model import Check
 from auditor.outputs import telemetry
 from auditor.outputs.render import savings_headline, template, write_atomic
 from auditor.registry import Registry, builtin_registry
 from auditor.result import RunResult
+from auditor.runner import needed_facts
 
 
 @dataclass
@@ -321,6 +325,53 @@ class _Away:
                 self._seats.acquire()
 
 
+# Queries the lane has under way at once: enough to send a window's budget within seconds (8 measured no faster in
+# benchmarks/), few enough not to crowd PostHog's concurrent-query limits. Answers waiting to be taken are bounded
+# by QueriesAhead (120, and 100,000 rows: two answers of a very large project).
+AHEAD_WORKERS = 4
+
+
+def send_ahead(ctx: BatchContext, specs: list[AccountSpec], store: QueriesAhead) -> list[threading.Thread]:
+    """Start the batch's HogQL lane: each account's query is sent in account order, as soon as its key's limiter
+    lets it, and its answer waits in `store` for the account's audit (auditor/clients/ahead.py says why). Only
+    accounts whose projects are named (others find theirs through the API first), whose key reads HogQL, and
+    that this run will audit. Returns its threads (none when the checks read no HogQL)."""
+    wanted = needed_facts(ctx.checks) | ctx.registry.catalogue.facts | {"organization"}
+    if not sends_hogql(wanted, None):
+        return []
+    text, name, limit = combined_query()
+    jobs = [(spec, project) for spec in specs if spec.projects and not spec.all_projects for project in spec.projects]
+
+    def send(spec: AccountSpec, project: str) -> None:
+        key = os.environ.get(spec.api_key_env)
+        if ctx.stopping() or ctx.interrupt_requested or not key or (
+                ctx.resume and already_audited(ctx, spec) is not None):  # as audit_one decides
+            return
+        with contextlib.suppress(Exception), PostHogClient(spec.host, key, session=ctx.session_factory(spec),
+                                                            **ctx.settings.client_options()) as client:
+            announce_waits(client.limiter)  # a long wait for the HogQL budget says so, here as in an audit
+            # The key's scopes are asked once per key for the whole batch (KeyAnswers): the audits reuse them.
+            if sends_hogql(wanted, read_key_scopes(client)):
+                client.send_ahead(store, project, text, name=name, limit=limit)
+
+    queue = iter(jobs)
+    taking = threading.Lock()
+
+    def lane() -> None:
+        while True:
+            with taking:  # the workers take the jobs in account order
+                job = next(queue, None)
+            if job is None:
+                return
+            send(*job)
+
+    # Daemon threads: a worker may sleep on the hourly HogQL budget, which must not keep a stopped batch alive.
+    workers = [threading.Thread(target=lane, name=f"hogql-ahead-{i}", daemon=True) for i in range(AHEAD_WORKERS)]
+    for worker in workers:
+        worker.start()
+    return workers
+
+
 def run_batch(ctx: BatchContext, specs: list[AccountSpec], parallel: int,
               on_done: Callable[[Outcome], None] = lambda o: None) -> list[Outcome]:
     """Audit every account. Stopped (Ctrl-C: KeyboardInterrupt here, or `ctx.interrupt_requested` set by a
@@ -328,11 +379,13 @@ def run_batch(ctx: BatchContext, specs: list[AccountSpec], parallel: int,
     what finished and what was interrupted; accounts still gathering are abandoned and will write nothing."""
     outcomes: list[Outcome] = []
     seats = Seats(max(1, parallel))
+    store = QueriesAhead()
+    send_ahead(ctx, specs, store)
     # More threads than seats: an account waiting on its key's limiter (the hourly HogQL budget) gives up its seat,
     # and the next account gathers meanwhile instead of queueing behind it.
     pool = ThreadPoolExecutor(max_workers=max(1, min(len(specs), parallel * WAITING_PER_SEAT)),
                               thread_name_prefix="account")
-    futures: dict[Future[Outcome], AccountSpec] = {pool.submit(seats.run, audit_one, ctx, spec): spec
+    futures: dict[Future[Outcome], AccountSpec] = {pool.submit(seats.run, _reading_ahead, store, ctx, spec): spec
                                                    for spec in specs}
     pending = set(futures)
     try:
@@ -346,10 +399,22 @@ def run_batch(ctx: BatchContext, specs: list[AccountSpec], parallel: int,
         ctx.interrupt_requested = True
     if ctx.interrupt_requested:
         ctx.freeze()
+        _close(store)
         pool.shutdown(wait=False, cancel_futures=True)
         raise BatchInterrupted(*_settle(ctx, specs, futures, outcomes)) from None
     pool.shutdown(wait=True)
+    _close(store)
     return sorted_outcomes(outcomes, specs)
+
+
+def _close(store: QueriesAhead) -> None:
+    store.close()
+    KeyAnswers.forget_refusals()
+
+
+def _reading_ahead(store: QueriesAhead, ctx: BatchContext, spec: AccountSpec) -> Outcome:
+    with reading_ahead(store):
+        return audit_one(ctx, spec)
 
 
 def _settle(ctx: BatchContext, specs: list[AccountSpec], futures: dict[Future[Outcome], AccountSpec],

@@ -207,13 +207,23 @@ def _hogql(ctx: GatherContext, name: str) -> dict[str, Any]:
     return dict(outcome)
 
 
+def combined_query() -> tuple[str, str, int]:
+    """The one HogQL query of an audit: its text, its name and its row limit (a batch sends it ahead, too)."""
+    return queries.combined_sql(), "posthog-auditor", queries.ROW_LIMIT
+
+
+def sends_hogql(wanted: Iterable[str], scopes: frozenset[str] | None) -> bool:
+    """Whether an audit that wants these facts, with a key of these scopes, sends the combined query."""
+    return bool(set(wanted) & set(queries.PARTS)) and has_scope(scopes, GATHERERS["cube"].scope)
+
+
 def _run_hogql(ctx: GatherContext) -> dict[str, Any]:
     """Every HogQL fact from one query (PostHog allows about 120 an hour per key). Only when PostHog stops it for
     time, or refuses it, does each wanted part run on its own, so one part's trouble cannot take the others down
     and each can fall back to a shorter window. Returns {fact: value or the exception it ended in}."""
+    text, name, limit = combined_query()
     try:
-        result = ctx.client.query(ctx.project_id, queries.combined_sql(), name="posthog-auditor",
-                                  limit=queries.ROW_LIMIT)
+        result = ctx.client.query(ctx.project_id, text, name=name, limit=limit)
     except ApiError as exc:
         if exc.kind in ("auth", "network", "rate_limited") or (exc.kind != "client" and not exc.timed_out):
             raise

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit, urlunsplit
 
+from auditor.clients import ahead
+
 if TYPE_CHECKING:  # requests is imported where a request is made: `--help` need not load it
     import requests
 
@@ -262,7 +264,8 @@ class Once:
 class KeyAnswers:
     """Answers that depend only on the API key, not on the project (its scopes, its user, the billing of the
     user's current organization): asked once per key and host for the whole process, so a batch of accounts on
-    one key asks once. Only answers are kept; a failure is asked again next time."""
+    one key asks once. Answers are kept, and so is a refused key (401: it stays refused for the run, and a batch's
+    accounts and its HogQL lane need not each hear it again); any other failure is asked again next time."""
 
     _answers: ClassVar[dict[tuple[str, str, str], Any]] = {}
     _locks: ClassVar[dict[tuple[str, str, str], threading.Lock]] = {}
@@ -275,14 +278,29 @@ class KeyAnswers:
             lock = cls._locks.setdefault(slot, threading.Lock())
         with lock:  # accounts in parallel wait for the first one's answer rather than all asking
             if slot not in cls._answers:
-                cls._answers[slot] = fetch()
-            return cls._answers[slot]
+                try:
+                    cls._answers[slot] = fetch()
+                except ApiError as exc:
+                    if exc.kind == "auth":
+                        cls._answers[slot] = exc
+                    raise
+            answer = cls._answers[slot]
+        if isinstance(answer, ApiError):
+            raise answer
+        return answer
 
     @classmethod
     def forget(cls) -> None:
         with cls._guard:
             cls._answers.clear()
             cls._locks.clear()
+
+    @classmethod
+    def forget_refusals(cls) -> None:
+        """A batch is over: a key refused during it is asked again by whatever runs next in this process."""
+        with cls._guard:
+            for slot in [slot for slot, answer in cls._answers.items() if isinstance(answer, ApiError)]:
+                del cls._answers[slot]
 
 
 @dataclass
@@ -311,6 +329,14 @@ class ClientStats:
     def reached(self, depth: int) -> None:
         with self._lock:
             self.max_depth = max(self.max_depth, depth)
+
+    def add(self, other: ClientStats) -> None:
+        """Count requests made elsewhere on this client's behalf (a query sent ahead, auditor/clients/ahead.py)."""
+        with self._lock:
+            self.http_requests += other.http_requests
+            self.hogql_queries += other.hogql_queries
+            self.retries += other.retries
+            self.max_depth = max(self.max_depth, other.max_depth)
 
 
 class PostHogClient:
@@ -655,9 +681,46 @@ class PostHogClient:
     # ---- HogQL ------------------------------------------------------------------------------
 
     def query(self, project_id: str | int, hogql: str, *, name: str, limit: int | None = None) -> QueryResult:
-        """Run one HogQL query. PostHog returns 100 rows without a LIMIT, so callers must set one."""
+        """Run one HogQL query. PostHog returns 100 rows without a LIMIT, so callers must set one. In a batch, the
+        answer may already have been asked ahead (auditor/clients/ahead.py): then it is that answer, or its
+        error, and its requests count here."""
         if not re.search(r"\bLIMIT\s+\d+", hogql, re.IGNORECASE):
             raise ValueError("HogQL queries must carry an explicit LIMIT (PostHog returns 100 rows otherwise)")
+        store = ahead.current()
+        answer = store.take(self._ahead_key(project_id, hogql, name, limit)) if store is not None else None
+        if answer is None:
+            return self._query(project_id, hogql, name, limit)
+        answer.wait(_step_aside.get())
+        for stats in self._counters():
+            stats.add(answer.stats)
+        if answer.error is not None:
+            raise answer.error
+        result: QueryResult = answer.value
+        return result
+
+    def send_ahead(self, store: ahead.QueriesAhead, project_id: str | int, hogql: str, *, name: str,
+                   limit: int | None = None) -> bool:
+        """Send a query now and leave its answer (or its error) in `store` for the audit of this project that will
+        ask for it. False, sending nothing, when that audit asked first or the store is closed."""
+        key = self._ahead_key(project_id, hogql, name, limit)
+        answer = store.promise(key)
+        if answer is None:
+            return False
+        with self.tally() as stats:
+            try:
+                result = self._query(project_id, hogql, name, limit)
+            except BaseException as exc:  # whatever it ends in is the audit's to see; nobody may wait forever
+                store.settle(key, answer, error=exc, stats=stats)
+                if not isinstance(exc, Exception):
+                    raise
+                return True
+        store.settle(key, answer, value=result, stats=stats, rows=len(result.rows))
+        return True
+
+    def _ahead_key(self, project_id: str | int, hogql: str, name: str, limit: int | None) -> ahead.Key:
+        return (self.host, self._key_digest, str(project_id), hogql, name, limit)
+
+    def _query(self, project_id: str | int, hogql: str, name: str, limit: int | None) -> QueryResult:
         body = {"query": {"kind": "HogQLQuery", "query": hogql}, "name": name}
         self._count("hogql_queries")
         payload = self._with_environment_fallback(
