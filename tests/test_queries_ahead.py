@@ -118,3 +118,17 @@ def test_a_batch_sends_the_queries_ahead_of_its_accounts(book, tmp_path, standin
     batch(book, tmp_path / "portfolio", "--parallel", "1")
     order = [f"{method} {path}" for method, path in standin.requests]
     assert order.index("POST /api/projects/4244/query/") < order.index("GET /api/projects/4244/")
+
+
+def test_a_lane_waiting_for_room_gives_up_a_query_its_audit_has_claimed():
+    store = QueriesAhead(max_waiting=1)
+    keys = [(*KEY[:2], str(i), *KEY[3:]) for i in range(2)]
+    assert store.promise(keys[0]) is not None
+    promised: list[object] = []
+    waiting = threading.Thread(target=lambda: promised.append(store.promise(keys[1])))
+    waiting.start()
+    waiting.join(0.1)
+    assert waiting.is_alive()
+    assert store.take(keys[1]) is None  # its audit got there first and sends its own
+    waiting.join(5)
+    assert promised == [None]

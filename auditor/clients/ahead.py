@@ -89,7 +89,7 @@ class QueriesAhead:
                 self.taken += 1
                 self._rows -= answer.rows
                 answer.rows = 0
-                self._lock.notify_all()
+            self._lock.notify_all()  # room for the lane, or its wait for this key is over
             return answer
 
     def close(self) -> int:
