@@ -37,7 +37,15 @@ from auditor.account import Account, Delivered, Outputs, WritesStopped, audit_ac
 from auditor.attestations import load_attestations
 from auditor.catalogue import Catalogue
 from auditor.clients.ahead import QueriesAhead, reading_ahead
-from auditor.clients.posthog_api import ApiError, KeyAnswers, PostHogClient, normalise_host, stepping_aside
+from auditor.clients.posthog_api import (
+    ApiError,
+    KeyAnswers,
+    PostHogClient,
+    ahead_key,
+    key_digest,
+    normalise_host,
+    stepping_aside,
+)
 from auditor.clients.vitally_api import VitallyClient, base_url
 from auditor.clients.waits import announce_waits
 from auditor.config import ConfigError, Settings, parse_products, read_toml
@@ -377,9 +385,18 @@ def run_batch(ctx: BatchContext, specs: list[AccountSpec], parallel: int,
     """Audit every account. Stopped (Ctrl-C: KeyboardInterrupt here, or `ctx.interrupt_requested` set by a
     signal handler), it starts nothing more, lets the writes under way finish, and raises BatchInterrupted with
     what finished and what was interrupted; accounts still gathering are abandoned and will write nothing."""
+    store = QueriesAhead()
+    try:
+        return _run(ctx, specs, parallel, on_done, store)
+    finally:
+        store.close()  # whatever ended the batch (a stop, or a failure in on_done), the lane sends no more
+        KeyAnswers.forget_refusals()
+
+
+def _run(ctx: BatchContext, specs: list[AccountSpec], parallel: int, on_done: Callable[[Outcome], None],
+         store: QueriesAhead) -> list[Outcome]:
     outcomes: list[Outcome] = []
     seats = Seats(max(1, parallel))
-    store = QueriesAhead()
     send_ahead(ctx, specs, store)
     # More threads than seats: an account waiting on its key's limiter (the hourly HogQL budget) gives up its seat,
     # and the next account gathers meanwhile instead of queueing behind it.
@@ -399,22 +416,23 @@ def run_batch(ctx: BatchContext, specs: list[AccountSpec], parallel: int,
         ctx.interrupt_requested = True
     if ctx.interrupt_requested:
         ctx.freeze()
-        _close(store)
+        store.close()
         pool.shutdown(wait=False, cancel_futures=True)
         raise BatchInterrupted(*_settle(ctx, specs, futures, outcomes)) from None
     pool.shutdown(wait=True)
-    _close(store)
     return sorted_outcomes(outcomes, specs)
 
 
-def _close(store: QueriesAhead) -> None:
-    store.close()
-    KeyAnswers.forget_refusals()
-
-
 def _reading_ahead(store: QueriesAhead, ctx: BatchContext, spec: AccountSpec) -> Outcome:
-    with reading_ahead(store):
-        return audit_one(ctx, spec)
+    try:
+        with reading_ahead(store):
+            return audit_one(ctx, spec)
+    finally:
+        key = os.environ.get(spec.api_key_env)
+        if key:
+            text, name, limit = combined_query()
+            store.drop([ahead_key(spec.host, key_digest(key), project, text, name, limit)
+                        for project in spec.projects])
 
 
 def _settle(ctx: BatchContext, specs: list[AccountSpec], futures: dict[Future[Outcome], AccountSpec],

@@ -16,11 +16,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from auditor import queries
-from auditor.clients.posthog_api import ApiError, Once, PostHogClient, kind_of, shown, unexpected
+from auditor.clients.posthog_api import LARGEST_PAGE, ApiError, Once, PostHogClient, kind_of, shown, unexpected
 
 FACTS_FORMAT = "posthog-auditor-facts/2"  # 2: `insights` is {count, items, complete}
 # Lists ask for big pages; a server that caps `limit` says so in its `next` links and the client follows them.
-PAGE = 1000
+PAGE = LARGEST_PAGE
 # Person properties: the first custom names settle the judgement (and fill the capped evidence table), so they
 # are read in pages near that size rather than 1,000 at a time.
 PERSON_PROPERTIES_WANTED = 50
@@ -447,7 +447,8 @@ def _insights(ctx: GatherContext) -> Any:
 
 def most_recently_viewed_first(items: list[dict[str, Any]]) -> bool:
     """Whether a page is sorted as asked: every item says when it was last viewed (null: never), latest first,
-    the never-viewed last. Anything else (a field missing, a time that does not parse) is not to be trusted."""
+    the never-viewed last, and at least one was viewed (a page of nulls could be a server's nulls-first order).
+    Anything else (a field missing, a time that does not parse) is not to be trusted."""
     times: list[datetime | None] = []
     for item in items:
         if "last_viewed_at" not in item:
@@ -458,6 +459,8 @@ def most_recently_viewed_first(items: list[dict[str, Any]]) -> bool:
         except (TypeError, ValueError):
             return False
     viewed = [t for t in times if t is not None]
+    if not viewed:  # all never viewed, or a PostHog that sorts them first (Postgres's DESC puts NULLs first)
+        return False
     try:
         return times[:len(viewed)] == viewed and all(a >= b for a, b in itertools.pairwise(viewed))
     except TypeError:  # a time without an offset beside one with

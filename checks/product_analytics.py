@@ -469,16 +469,21 @@ def dashboards_in_use(facts: Facts, thresholds: dict[str, Any]) -> Finding:
         return Finding(Status.ERROR, "Could not be judged: the insights fact is not a count with the most recently "
                        "viewed insights (a facts file from an older posthog-auditor?).")
     insight_count = saved["count"]
-    items = dashboards + records(saved["items"])
+    insights = records(saved["items"])
     as_of = facts.as_of
     # Older PostHog versions expose no view times: the last refresh stands in for them, and the evidence says so.
-    # Where they are exposed, a view is what counts (a null one is never opened), so the most recently viewed
-    # insights settle it whatever the rest refreshed.
-    exposed = not items or any(key in i for i in items for key in ("last_viewed_at", "last_accessed_at"))
-    views = [v for v in (_viewed_at(i) if exposed else i.get("last_refresh") for i in items) if v]
+    # Where a kind exposes them, a view is what counts (a null one is never opened), so the most recently viewed
+    # insights settle it whatever the rest refreshed. Each kind is judged on its own: a newer dashboards list
+    # says nothing of what the insights list exposes.
+    views: list[Any] = []
+    hidden = False
+    for kind in (dashboards, insights):
+        exposed = any(key in i for i in kind for key in ("last_viewed_at", "last_accessed_at"))
+        hidden = hidden or (bool(kind) and not exposed)
+        views += [v for v in (_viewed_at(i) if exposed else i.get("last_refresh") for i in kind) if v]
     metrics: dict[str, Any] = {"dashboards": len(dashboards), "saved_insights": insight_count,
                                "last_viewed": date_or_never(max(views)) if views else "never"}
-    if not exposed:
+    if hidden:
         metrics["view_times"] = "not exposed by this PostHog version; last refresh used instead"
     recent = [v for v in views if within(v, as_of, thresholds["recent_days"])]
     top = sorted(dashboards, key=lambda d: str(_viewed_at(d) or ""), reverse=True)

@@ -137,6 +137,7 @@ def test_the_one_recent_view_at_the_end_of_the_default_order_is_on_the_page(scen
     (["2026-11-20T10:00:00Z", "2026-11-19T10:00:00+00:00", None, None], True),
     (["2026-11-19T10:00:00Z", "2026-11-20T10:00:00Z"], False),  # oldest first
     ([None, "2026-11-20T10:00:00Z"], False),  # the never viewed first
+    ([None, None], False),  # nothing viewed: as a server that sorts nulls first would answer too
     (["2026-11-20T10:00:00Z", "yesterday"], False),
     (["2026-11-20T10:00:00", "2026-11-19T10:00:00Z"], False),  # a time without its offset
     ([7], False),
@@ -145,3 +146,13 @@ def test_a_page_is_trusted_only_when_sorted_as_asked(times, trusted):
     from auditor.facts import most_recently_viewed_first
 
     assert most_recently_viewed_first([{"id": i, "last_viewed_at": t} for i, t in enumerate(times)]) is trusted
+
+
+def test_a_list_of_hundreds_of_thousands_is_still_one_page(standin, scenario):
+    """The count is judged against the pages a full read would take (1,000 items), not the 100 asked for."""
+    page = sorted(insights(scenario, 100, never_viewed=0), key=lambda i: i["last_viewed_at"], reverse=True)
+    standin.faults[:] = [Fault(INSIGHTS, status=200, body={"count": 300_000, "next": None, "previous": None,
+                                                           "results": page})]
+    fact = gather_insights(standin, scenario, max_retries=0)
+    assert fact.status == "ok", fact.error
+    assert fact.value["count"] == 300_000 and standin.count(INSIGHTS) == 1

@@ -132,3 +132,16 @@ def test_a_lane_waiting_for_room_gives_up_a_query_its_audit_has_claimed():
     assert store.take(keys[1]) is None  # its audit got there first and sends its own
     waiting.join(5)
     assert promised == [None]
+
+
+def test_what_an_audit_never_took_is_dropped_when_it_ends():
+    """An account that failed before its query (its project gone, its files unreadable): its answer no longer
+    holds rows against the lane's bound, and is never sent again."""
+    store = QueriesAhead(max_rows=10)
+    answer = store.promise(KEY)
+    assert answer is not None
+    store.settle(KEY, answer, value="rows", rows=10)
+    store.drop([KEY])
+    other = (*KEY[:2], "2", *KEY[3:])
+    assert store.promise(other) is not None  # room again
+    assert store.promise(KEY) is None

@@ -62,7 +62,7 @@ class QueriesAhead:
         first (it sends its own), or the batch is over."""
         with self._lock:
             while not self.closed and key not in self._claimed and (
-                    len(self._answers) >= self.max_waiting or self._rows > self.max_rows):
+                    len(self._answers) >= self.max_waiting or self._rows >= self.max_rows):
                 self._lock.wait()
             if self.closed or key in self._claimed or key in self._answers:
                 return None
@@ -91,6 +91,12 @@ class QueriesAhead:
                 answer.rows = 0
             self._lock.notify_all()  # room for the lane, or its wait for this key is over
             return answer
+
+    def drop(self, keys: list[Key]) -> None:
+        """An audit is over: whatever was sent ahead for it and not taken (it failed before its query) is
+        dropped, and never sent again; its rows no longer hold the lane back."""
+        for key in keys:
+            self.take(key)
 
     def close(self) -> int:
         """The batch is over: nothing more is promised, answers never taken are dropped. Returns how many."""

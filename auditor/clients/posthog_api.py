@@ -34,6 +34,7 @@ SECRET_FIELDS = frozenset({"api_token", "secret_api_token", "secret_api_token_ba
 _SECRET_MARKERS = (b"api_token", b"events_token")
 USER_AGENT = "posthog-auditor (read-only audit)"
 MAX_PAGES = 2_000
+LARGEST_PAGE = 1_000  # the largest page the auditor asks for (auditor/facts.py PAGE)
 # How many requests deep the current chain of dependent requests is (pre-flight -> project -> first page -> …).
 # Requests made in parallel from the same point share a depth, so max_depth × latency is the critical path.
 # Keyed by client (a serial number: id() is reused once a client is freed), so chains of different clients in
@@ -285,8 +286,8 @@ class KeyAnswers:
                         cls._answers[slot] = exc
                     raise
             answer = cls._answers[slot]
-        if isinstance(answer, ApiError):
-            raise answer
+        if isinstance(answer, ApiError):  # a fresh one each time: a shared exception would gather every traceback
+            raise ApiError(answer.kind, str(answer), answer.status, answer.url)
         return answer
 
     @classmethod
@@ -561,7 +562,8 @@ class PostHogClient:
             return body, len(body)
         where = _path(self.url(path))
         results = _page_results(body, where)
-        count = _page_count(body, where, results)
+        # Sane if the pages the auditor would read the whole list in could reach it (this page may be smaller).
+        count = _page_count(body, where, max(len(results), LARGEST_PAGE))
         if count and not results:
             raise unexpected(where, f"it reports {shown(count)} items but its first page is empty")
         return results, count
@@ -593,7 +595,7 @@ class PostHogClient:
         where = _path(self.url(path))
         results = _page_results(first, where)
         next_url = self._link(self.url(path, params), first.get("next"))
-        count = _page_count(first, where, results if next_url else None)
+        count = _page_count(first, where, len(results) if next_url else None)
         if enough and enough(results):
             return results
         if next_url and count is not None and "offset=" in next_url and enough is None:
@@ -718,7 +720,7 @@ class PostHogClient:
         return True
 
     def _ahead_key(self, project_id: str | int, hogql: str, name: str, limit: int | None) -> ahead.Key:
-        return (self.host, self._key_digest, str(project_id), hogql, name, limit)
+        return ahead_key(self.host, self._key_digest, project_id, hogql, name, limit)
 
     def _query(self, project_id: str | int, hogql: str, name: str, limit: int | None) -> QueryResult:
         body = {"query": {"kind": "HogQLQuery", "query": hogql}, "name": name}
@@ -813,15 +815,21 @@ def _page_results(body: Any, where: str) -> list[Any]:
     return results
 
 
-def _page_count(body: dict[str, Any], where: str, first_page: list[Any] | None) -> int | None:
+def ahead_key(host: str, digest: str, project_id: str | int, hogql: str, name: str, limit: int | None) -> ahead.Key:
+    """What a query sent ahead is known by (auditor/clients/ahead.py): the host as the client normalises it, the
+    key's digest (never the key), the project, the query."""
+    return (normalise_host(host), digest, str(project_id), hogql, name, limit)
+
+
+def _page_count(body: dict[str, Any], where: str, page_size: int | None) -> int | None:
     """A page's `count` of items across every page (DRF's LimitOffsetPagination), or None when it gives none.
-    With the first page given, a count no sane number of pages of its size can reach is refused before any
-    further request (even when the caller needs only the first items: such an answer is not a list to trust)."""
+    With a page size given, a count no sane number of pages of that size can reach is refused before any further
+    request (even when the caller needs only the first items: such an answer is not a list to trust)."""
     count = body.get("count")
     if count is not None and (not isinstance(count, int) or isinstance(count, bool) or count < 0):
         raise unexpected(where, f"`count` is {kind_of(count)}, not a number of items")
-    if count is not None and first_page is not None:
-        pages = -(-(count - len(first_page)) // max(1, len(first_page)))
+    if count is not None and page_size is not None:
+        pages = -(-(count - page_size) // max(1, page_size))
         if pages > MAX_PAGES:
             raise unexpected(where, f"it reports {shown(count)} items, more than {MAX_PAGES} pages to read")
     return count
