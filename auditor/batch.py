@@ -339,15 +339,16 @@ class _Away:
 AHEAD_WORKERS = 4
 
 
-def send_ahead(ctx: BatchContext, specs: list[AccountSpec], store: QueriesAhead) -> list[threading.Thread]:
+def send_ahead(ctx: BatchContext, specs: list[AccountSpec], store: QueriesAhead,
+               query: tuple[str, str, int]) -> None:
     """Start the batch's HogQL lane: each account's query is sent in account order, as soon as its key's limiter
     lets it, and its answer waits in `store` for the account's audit (auditor/clients/ahead.py says why). Only
     accounts whose projects are named (others find theirs through the API first), whose key reads HogQL, and
-    that this run will audit. Returns its threads (none when the checks read no HogQL)."""
+    that this run will audit. Nothing when the checks read no HogQL."""
     wanted = needed_facts(ctx.checks) | ctx.registry.catalogue.facts | {"organization"}
     if not sends_hogql(wanted, None):
-        return []
-    text, name, limit = combined_query()
+        return
+    text, name, limit = query
     jobs = [(spec, project) for spec in specs if spec.projects and not spec.all_projects for project in spec.projects]
 
     def send(spec: AccountSpec, project: str) -> None:
@@ -374,10 +375,8 @@ def send_ahead(ctx: BatchContext, specs: list[AccountSpec], store: QueriesAhead)
             send(*job)
 
     # Daemon threads: a worker may sleep on the hourly HogQL budget, which must not keep a stopped batch alive.
-    workers = [threading.Thread(target=lane, name=f"hogql-ahead-{i}", daemon=True) for i in range(AHEAD_WORKERS)]
-    for worker in workers:
-        worker.start()
-    return workers
+    for i in range(AHEAD_WORKERS):
+        threading.Thread(target=lane, name=f"hogql-ahead-{i}", daemon=True).start()
 
 
 def run_batch(ctx: BatchContext, specs: list[AccountSpec], parallel: int,
@@ -397,13 +396,14 @@ def _run(ctx: BatchContext, specs: list[AccountSpec], parallel: int, on_done: Ca
          store: QueriesAhead) -> list[Outcome]:
     outcomes: list[Outcome] = []
     seats = Seats(max(1, parallel))
-    send_ahead(ctx, specs, store)
+    query = combined_query()  # what each account's audit sends: the lane sends it ahead, and knows it by it
+    send_ahead(ctx, specs, store, query)
     # More threads than seats: an account waiting on its key's limiter (the hourly HogQL budget) gives up its seat,
     # and the next account gathers meanwhile instead of queueing behind it.
     pool = ThreadPoolExecutor(max_workers=max(1, min(len(specs), parallel * WAITING_PER_SEAT)),
                               thread_name_prefix="account")
-    futures: dict[Future[Outcome], AccountSpec] = {pool.submit(seats.run, _reading_ahead, store, ctx, spec): spec
-                                                   for spec in specs}
+    futures: dict[Future[Outcome], AccountSpec] = {
+        pool.submit(seats.run, _reading_ahead, store, query, ctx, spec): spec for spec in specs}
     pending = set(futures)
     try:
         while pending and not ctx.interrupt_requested:
@@ -423,16 +423,15 @@ def _run(ctx: BatchContext, specs: list[AccountSpec], parallel: int, on_done: Ca
     return sorted_outcomes(outcomes, specs)
 
 
-def _reading_ahead(store: QueriesAhead, ctx: BatchContext, spec: AccountSpec) -> Outcome:
+def _reading_ahead(store: QueriesAhead, query: tuple[str, str, int], ctx: BatchContext,
+                   spec: AccountSpec) -> Outcome:
     try:
         with reading_ahead(store):
             return audit_one(ctx, spec)
     finally:
         key = os.environ.get(spec.api_key_env)
         if key:
-            text, name, limit = combined_query()
-            store.drop([ahead_key(spec.host, key_digest(key), project, text, name, limit)
-                        for project in spec.projects])
+            store.drop([ahead_key(spec.host, key_digest(key), project, *query) for project in spec.projects])
 
 
 def _settle(ctx: BatchContext, specs: list[AccountSpec], futures: dict[Future[Outcome], AccountSpec],

@@ -202,17 +202,21 @@ def insight_list(insights: list[dict[str, Any]], query: dict[str, str]) -> list[
     latest view first and the never viewed last (order_queryset); `basic=true` gives the basic serializer."""
     items = [i for i in insights if not i.get("deleted")]
     if "saved" in query:
-        wanted = query["saved"].lower() in ("1", "true", "yes", "on")
-        items = [i for i in items if bool(i.get("saved")) == wanted]
+        items = [i for i in items if bool(i.get("saved")) == _flag(query["saved"])]
     if query.get("order") in ("-last_viewed_at", "last_viewed_at"):
         latest_first = query["order"] == "-last_viewed_at"
         viewed = sorted((i for i in items if i.get("last_viewed_at")),
                         key=lambda i: datetime.fromisoformat(i["last_viewed_at"]), reverse=latest_first)
         never = [i for i in items if not i.get("last_viewed_at")]
         items = viewed + never if latest_first else never + viewed
-    if query.get("basic", "").lower() in ("1", "true", "yes", "on"):
+    if _flag(query.get("basic", "")):
         items = [{k: v for k, v in i.items() if k in INSIGHT_BASIC_FIELDS} for i in items]
     return items
+
+
+def _flag(value: str) -> bool:
+    """A boolean query parameter as PostHog reads it (posthog/utils.py str_to_bool)."""
+    return value.lower() in ("y", "yes", "t", "true", "on", "1")
 
 
 def trimmed_schema(schema: dict[str, Any]) -> dict[str, Any]:
