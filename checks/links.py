@@ -27,6 +27,7 @@ instance serves both from its base URL.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
@@ -252,15 +253,23 @@ def query_links(facts: Facts, parts: tuple[str, ...]) -> tuple[Link, ...]:
     for part in dict.fromkeys(parts):
         if part not in QUERY_PARTS or not facts.ok(part):
             continue
-        build, default_days = PART_QUERIES[part]
+        _, default_days = PART_QUERIES[part]
         what = QUERY_PARTS[part]
         value = facts.get(part)
         days = value.get("window_days") if isinstance(value, dict) else None
         days = days if isinstance(days, int) and days > 0 else default_days
-        item = link(facts, f"Open this query in PostHog ({what}, {days} days)", sql_editor(build(days)), "query")
+        item = link(facts, f"Open this query in PostHog ({what}, {days} days)", query_path(part, days), "query")
         if item:
             made.append(item)
     return tuple(made)
+
+
+@functools.lru_cache(maxsize=64)
+def query_path(part: str, days: int) -> str:
+    """The SQL editor path of one HogQL part over `days`: the same text for every finding and every account, so
+    it is built and URL-encoded once (about a third of judging a small project was spent redoing it)."""
+    build, _ = PART_QUERIES[part]
+    return sql_editor(build(days))
 
 
 def with_links(check: Check) -> Check:

@@ -93,9 +93,9 @@ def test_the_throttle_named_is_the_one_that_makes_the_wait():
 def test_the_limiter_tells_its_hook_of_every_wait_and_what_makes_it():
     clock, waits = FakeClock(), []
     limiter = RateLimiter({"clickhouse_burst": (1, 60.0), "hogql": (1, 3600.0)}, clock=clock.now, sleep=clock.sleep)
-    limiter.on_wait = lambda throttle, seconds: waits.append((throttle, round(seconds)))
+    limiter.on_wait = lambda throttle, seconds: waits.append((throttle, round(seconds, 2)))
     limiter.acquire("clickhouse_burst")
     limiter.acquire("clickhouse_burst")
     limiter.acquire("hogql")
     limiter.acquire("hogql")
-    assert waits == [("clickhouse_burst", 61), ("hogql", 3601)]  # each window plus the limiter's arrival margin
+    assert waits == [("clickhouse_burst", 60.25), ("hogql", 3600.25)]  # each window plus the limiter's arrival margin

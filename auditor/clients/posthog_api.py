@@ -162,6 +162,9 @@ def throttles_for(method: str, url: str) -> tuple[str, ...]:
     return ("burst", "sustained")
 
 
+ARRIVAL_MARGIN = 0.25  # seconds a window is kept open beyond its length (see RateLimiter._wait)
+
+
 class RateLimiter:
     """Sliding windows, one per PostHog throttle, shared by every client that uses the same API key: a request
     waits until every throttle it counts against has room. Waiting here costs less than a 429 and its
@@ -221,10 +224,10 @@ class RateLimiter:
     def _wait(self, kind: str, now: float) -> float:
         """Seconds until `kind` has room (0: now). Called with the lock held."""
         limit, window = self.limits[kind]
-        # PostHog counts a request when it arrives, a moment after we count it: keep a small margin so a window
-        # about to free up on our side has freed up on theirs too (0.25 s to 1 s: delivery under load can lag
-        # by more than a tiny share of a short window).
-        window += min(1.0, max(0.25, window * 0.02))
+        # PostHog counts a request when it arrives, a moment after we count it, and frees its slot a window after
+        # that arrival. Sending the next one a window after ours is early only by how much later the old request
+        # arrived than the new one will: the difference of two delivery lags, which does not grow with the window.
+        window += ARRIVAL_MARGIN
         events = self._events[kind]
         while events and events[0] <= now - window:
             events.popleft()

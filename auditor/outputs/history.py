@@ -7,28 +7,40 @@ projection of it for trends.
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 import threading
 from collections.abc import Mapping
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
-
-import polars as pl
+from typing import TYPE_CHECKING, Any
 
 from auditor.result import RunResult
 from auditor.text import warn
 
-Schema = dict[str, pl.DataType | type[pl.DataType]]
-RUNS: Schema = {"run_id": pl.Utf8, "account": pl.Utf8, "organization_id": pl.Utf8, "project_ids": pl.Utf8,
-        "started_at": pl.Datetime("us", "UTC"), "mode": pl.Utf8, "readiness": pl.Float64, "ready": pl.Boolean,
-        "band": pl.Utf8}
-CATEGORIES: Schema = {"run_id": pl.Utf8, "account": pl.Utf8, "started_at": pl.Datetime("us", "UTC"),
-                      "category": pl.Utf8, "score": pl.Float64, "in_scope": pl.Boolean}
-CHECKS: Schema = {"run_id": pl.Utf8, "account": pl.Utf8, "started_at": pl.Datetime("us", "UTC"), "project_id": pl.Utf8,
-          "check_id": pl.Utf8, "category": pl.Utf8, "severity": pl.Utf8, "status": pl.Utf8}
-TABLES: dict[str, Schema] = {"runs": RUNS, "categories": CATEGORIES, "checks": CHECKS}
+if TYPE_CHECKING:
+    import polars as pl
+else:  # a batch imports this module before its first request; polars is needed only when history is used
+    from auditor.lazy import polars as pl
+
+Schema = dict[str, "pl.DataType | type[pl.DataType]"]
+
+
+@functools.cache
+def tables() -> dict[str, Schema]:
+    """Each table's explicit schema (built on first use: the types are polars')."""
+    when = pl.Datetime("us", "UTC")
+    return {
+        "runs": {"run_id": pl.Utf8, "account": pl.Utf8, "organization_id": pl.Utf8, "project_ids": pl.Utf8,
+                 "started_at": when, "mode": pl.Utf8, "readiness": pl.Float64, "ready": pl.Boolean, "band": pl.Utf8},
+        "categories": {"run_id": pl.Utf8, "account": pl.Utf8, "started_at": when, "category": pl.Utf8,
+                       "score": pl.Float64, "in_scope": pl.Boolean},
+        "checks": {"run_id": pl.Utf8, "account": pl.Utf8, "started_at": when, "project_id": pl.Utf8,
+                   "check_id": pl.Utf8, "category": pl.Utf8, "severity": pl.Utf8, "status": pl.Utf8},
+    }
+
+
 CATEGORY_DROP = 10.0  # points: a category falling this much is a regression
 WORSE = {"pass": 0, "info": 0, "skip": 0, "manual": 1, "warn": 1, "error": 2, "fail": 2}
 
@@ -52,7 +64,7 @@ def frames(run: Mapping[str, Any], account: str) -> dict[str, pl.DataFrame]:
                "check_id": r["id"], "category": r["category"], "severity": r["severity"], "status": r["status"]}
               for r in run["results"]]
     rows = {"runs": runs, "categories": categories, "checks": checks}
-    return {name: pl.DataFrame(rows[name], schema=schema, orient="row") for name, schema in TABLES.items()}
+    return {name: pl.DataFrame(rows[name], schema=schema, orient="row") for name, schema in tables().items()}
 
 
 def record(history_dir: Path, run: Mapping[str, Any], account: str | None = None) -> list[Path]:
@@ -84,7 +96,7 @@ _UNREADABLE_LOCK = threading.Lock()
 def load(history_dir: Path, table: str) -> pl.DataFrame:
     """Every readable run of one table. A damaged file (a crash mid-copy, a disk error) is skipped with one
     warning naming it: history informs an audit, it never stops one."""
-    schema: Schema = {**TABLES[table], "date": pl.Date}
+    schema: Schema = {**tables()[table], "date": pl.Date}
     with _UNREADABLE_LOCK:
         files = sorted(f for f in (history_dir / table).glob("date=*/*.parquet") if f not in _UNREADABLE)
     if not files:
@@ -102,7 +114,7 @@ def _load_each(files: list[Path], table: str, schema: dict[str, Any]) -> pl.Data
     for path in files:
         try:
             day = date.fromisoformat(path.parent.name.removeprefix("date="))
-            part = pl.scan_parquet(str(path), schema=TABLES[table]).collect()
+            part = pl.scan_parquet(str(path), schema=tables()[table]).collect()
         except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
             _skip(path, exc)
             continue
