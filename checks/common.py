@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 
-from auditor.model import Finding, Status
+from auditor.model import EVIDENCE_ROW_CAP, Finding, Status, Table
 from auditor.queries import CUBE_COLUMNS, IDENTITY_COLUMNS, REPLAY_COLUMNS, SHORT_WINDOW_DAYS
 
 if TYPE_CHECKING:  # facts imports the API client: checks need only the type
@@ -36,18 +36,49 @@ def frame(fact: dict[str, Any], columns: tuple[str, ...], schema: dict[str, str]
     if not rows:
         return pl.DataFrame(schema={name: polars_type(kind) for name, kind in schema.items()})
     index = {name: i for i, name in enumerate(fact.get("columns") or columns)}
+    by_column = transposed(rows)
+    missing = (None,) * len(rows)
     series = []
     for name in columns:
         i = index.get(name)
-        values = [row[i] if i is not None and i < len(row) else None for row in rows]
-        if schema[name] == "str":
-            series.append(pl.Series(name, [None if v is None else str(v) for v in values], dtype=pl.Utf8))
-        else:
-            raw = pl.Series(name, values, strict=False)
-            if raw.dtype == pl.Utf8:
-                raw = raw.str.strip_chars().replace("", None)
-            series.append(raw.cast(pl.Float64, strict=False).fill_null(0).cast(pl.Int64))
+        values = by_column[i] if i is not None and i < len(by_column) else missing
+        series.append(_text_series(name, values) if schema[name] == "str" else _count_series(name, values))
     return pl.DataFrame(series)
+
+
+def transposed(rows: list[Any]) -> list[tuple[Any, ...]]:
+    """The rows' columns. Rows of one width (PostHog's always are) are transposed in C; a short row reads as
+    None where it has no value."""
+    widths = set(map(len, rows))
+    if len(widths) == 1:
+        return list(zip(*rows, strict=True))
+    return [tuple(row[i] if i < len(row) else None for row in rows) for i in range(max(widths))]
+
+
+def _text_series(name: str, values: tuple[Any, ...]) -> pl.Series:
+    try:
+        return pl.Series(name, values, dtype=pl.Utf8)  # text and None only: the usual answer
+    except TypeError:
+        return pl.Series(name, [None if v is None else str(v) for v in values], dtype=pl.Utf8)
+
+
+def _count_series(name: str, values: tuple[Any, ...]) -> pl.Series:
+    try:
+        return pl.Series(name, values, dtype=pl.Int64).fill_null(0)  # whole numbers and None: the usual answer
+    except TypeError:  # numeric strings, floats, or numbers beyond 64 bits
+        raw = pl.Series(name, values, strict=False)
+        if raw.dtype == pl.Utf8:
+            raw = raw.str.strip_chars().replace("", None)
+        return raw.cast(pl.Float64, strict=False).fill_null(0).cast(pl.Int64)
+
+
+def frame_table(columns: list[str], df: pl.DataFrame) -> Table | None:
+    """A frame as an evidence table (None when empty): only the rows shown leave polars, so 20,000 custom events
+    build 50 rows, not 20,000."""
+    if not df.height:
+        return None
+    return Table(columns=list(columns), rows=[list(r) for r in df.head(EVIDENCE_ROW_CAP).iter_rows()],
+                 total_rows=df.height)
 
 
 def polars_type(kind: str) -> Any:

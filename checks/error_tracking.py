@@ -5,7 +5,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from auditor.model import Finding, Severity, Status, Table, check
-from checks.common import cube, event_total, num, pct, records, share, skip_if_unreadable, total, truncation_note, web
+from checks.common import (
+    cube,
+    event_total,
+    frame_table,
+    num,
+    pct,
+    records,
+    share,
+    skip_if_unreadable,
+    total,
+    truncation_note,
+    web,
+)
 
 if TYPE_CHECKING:  # facts imports the API client: checks need only the type
     import polars as pl
@@ -36,7 +48,7 @@ def exceptions_captured(facts: Facts, thresholds: dict[str, Any]) -> Finding:
     last_7d, last_30d = total(exc, "events_7d"), total(exc)
     autocapture = facts.require("project").get("autocapture_exceptions_opt_in")
     by_lib = exc.group_by("lib").agg(pl.col("events").sum()).sort(["events", "lib"], descending=[True, False])
-    table = Table.of(["lib", "$exception (30 d)"], [list(r) for r in by_lib.iter_rows()]) if by_lib.height else None
+    table = frame_table(["lib", "$exception (30 d)"], by_lib)
     metrics = {"exceptions_7d": last_7d, "exceptions_30d": last_30d, "autocapture_exceptions_opt_in": bool(autocapture),
                **truncation_note(facts)}
     if last_7d:

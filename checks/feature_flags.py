@@ -10,6 +10,7 @@ from checks.common import (
     SERVER_LIBS,
     cube,
     date_or_never,
+    frame_table,
     identity,
     identity_totals,
     num,
@@ -135,8 +136,7 @@ def call_volume(facts: Facts, thresholds: dict[str, Any]) -> Finding:
                **truncation_note(facts, "cube", "identity")}
     by_key = flag_calls(facts).group_by(["key", "lib"]).agg(pl.col("events").sum(), pl.col("sessions").sum()) \
         .sort(["events", "key", "lib"], descending=[True, False, False])
-    table = Table.of(["flag", "lib", "calls (30 d)", "sessions"], [list(r) for r in by_key.iter_rows()]) \
-        if by_key.height else None
+    table = frame_table(["flag", "lib", "calls (30 d)", "sessions"], by_key)
     if flag_only_ratio > thresholds["flag_only_share"]:
         flag_only_calls = int(flag_only["events"].sum()) if flag_only.height else 0
         return Finding(Status.FAIL, f"{pct(flag_only_ratio)} of distinct ids ({num(flag_only_ids)}) appear only in "

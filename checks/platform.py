@@ -9,6 +9,7 @@ from checks.common import (
     LEVEL_NAMES,
     cube,
     date_or_never,
+    frame_table,
     latest_time,
     member_last_login,
     member_name,
@@ -300,7 +301,7 @@ def test_traffic(facts: Facts, thresholds: dict[str, Any]) -> Finding:
     ratio = share(test, events)
     top = (df.filter(pl.col("test_host_events") > 0).group_by("event").agg(pl.col("test_host_events").sum())
            .sort(["test_host_events", "event"], descending=[True, False]))
-    table = Table.of(["event", "events from test hosts"], [list(r) for r in top.iter_rows()]) if top.height else None
+    table = frame_table(["event", "events from test hosts"], top)
     metrics = {"test_host_events": test, "share": pct(ratio), **truncation_note(facts)}
     fix = ("Use a separate PostHog project for development and staging (or don't initialise PostHog there), and "
            "add a test-account filter for $host.")

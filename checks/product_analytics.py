@@ -13,6 +13,7 @@ from checks.common import (
     date_or_never,
     event_mix,
     event_total,
+    frame_table,
     identity,
     identity_totals,
     member_last_login,
@@ -344,8 +345,7 @@ def custom_events_defined(facts: Facts, thresholds: dict[str, Any]) -> Finding:
     custom = custom_events(df).group_by("event").agg(pl.col("events").sum()).sort(["events", "event"],
                                                                                     descending=[True, False])
     ratio = share(total(custom), events)
-    table = Table.of(["custom event", "events (30 d)"], [list(r) for r in custom.iter_rows()]) if custom.height \
-        else None
+    table = frame_table(["custom event", "events (30 d)"], custom)
     metrics = {"custom_event_types": custom.height, "custom_share": pct(ratio), **truncation_note(facts)}
     fix = "Capture the key moments of the product with `posthog.capture('signed up', {plan: …})`, " \
           "on the server where possible."

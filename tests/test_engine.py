@@ -176,6 +176,20 @@ def test_hogql_frames_are_built_by_column_name_and_tolerate_types():
     assert frame({"columns": names, "rows": []}, CUBE_COLUMNS, CUBE_SCHEMA).height == 0
 
 
+def test_a_frame_is_the_same_whether_its_answer_is_plain_or_odd():
+    """Whole numbers and text (PostHog's answer) take the fast path; numeric strings, floats, a non-text key or a
+    short row take the tolerant one. Both give the same frame for the same values."""
+    from checks.common import frame
+
+    columns, schema = ("key", "n"), {"key": "str", "n": "int"}
+    plain = frame({"columns": ["key", "n"], "rows": [["a", 1], ["b", None], [None, 3]]}, columns, schema)
+    assert plain.to_dicts() == [{"key": "a", "n": 1}, {"key": "b", "n": 0}, {"key": None, "n": 3}]
+    odd = frame({"columns": ["n", "key"], "rows": [[" 1 ", "a"], [2.0, 7], ["", None], [5]]}, columns, schema)
+    assert odd.to_dicts() == [{"key": "a", "n": 1}, {"key": "7", "n": 2}, {"key": None, "n": 0},
+                              {"key": None, "n": 5}]
+    assert odd.schema == plain.schema
+
+
 def test_evidence_tables_build_only_the_rows_they_show():
     from auditor.model import EVIDENCE_ROW_CAP, Table
 
