@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import io
 import json
 import os
@@ -720,6 +721,11 @@ def _quiet_after_broken_pipe() -> NoReturn:
 
 
 def main() -> None:
+    """The console script. An audit of a large project holds about a million small containers until it ends (a
+    50,000-row HogQL answer, thousands of flags); with CPython's default thresholds the cycle collector walked
+    them some 370 times per audit, 0.15–0.25 s of CPU at ×1 (benchmarks/). Collected less often, cycles are still
+    freed, and a long batch still gets a full collection now and then."""
+    gc.set_threshold(100_000, 50, 100)
     cli()
 
 
