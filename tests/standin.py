@@ -5,7 +5,6 @@ does, counts requests, and injects faults (status codes, Retry-After, slow or tr
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import random
 import re
@@ -18,7 +17,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from auditor.demo import Scenario
+from auditor.demo import Scenario, posthog_json
 from tests import clickhouse
 
 # Scope PostHog requires per path (posthog/permissions.py + each viewset's scope_object).
@@ -155,7 +154,7 @@ class StandIn:
             hit = self._encoded.get(key)
         if hit is not None and hit[0] is payload:
             return hit[1]
-        data = json.dumps(payload).encode()
+        data = posthog_json(payload)
         if len(data) > 100_000:
             with self._lock:
                 self._encoded[key] = (payload, data)

@@ -37,6 +37,14 @@ ORG_ID = "0191b5c1-7a2e-0000-8c2d-4f0b3d1e9a77"
 HogQLAnswer = Callable[["Scenario", str], dict[str, Any]]
 
 
+
+def posthog_json(payload: Any) -> bytes:
+    """JSON as PostHog's API writes it: DRF's JSONRenderer (PostHog's SafeJSONRenderer, posthog/renderers.py,
+    subclasses it) is compact, leaves non-ASCII text as UTF-8 and escapes U+2028 and U+2029."""
+    text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+    return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").encode()
+
+
 class QueryRefused(Exception):
     """PostHog refused or failed a HogQL query: it answers 400 with this message."""
 
@@ -239,7 +247,7 @@ class ScenarioAdapter(BaseAdapter):
         response = requests.Response()
         response.status_code = status
         response.headers.update({"Content-Type": "application/json", **headers})
-        response._content = json.dumps(payload).encode()
+        response._content = posthog_json(payload)
         response.raw = BytesIO(response._content)
         response.url = request.url or ""
         response.request = request
