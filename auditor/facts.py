@@ -18,7 +18,7 @@ from typing import Any
 from auditor import queries
 from auditor.clients.posthog_api import LARGEST_PAGE, ApiError, Once, PostHogClient, kind_of, shown, unexpected
 
-FACTS_FORMAT = "posthog-auditor-facts/2"  # 2: `insights` is {count, items, complete}
+FACTS_FORMAT = "posthog-auditor-facts/3"  # 2: `insights` is {count, items, complete}; 3: the last event in `identity`
 # Lists ask for big pages; a server that caps `limit` says so in its `next` links and the client follows them.
 PAGE = LARGEST_PAGE
 # Person properties: the first custom names settle the judgement (and fill the capped evidence table), so they

@@ -17,10 +17,11 @@ else:
 
 # Column types by name ("str" or "int"): polars types are looked up when a frame is built, not at import.
 CUBE_SCHEMA: dict[str, str] = {
-    name: ("str" if name in ("event", "lib", "lib_version", "last_seen") else "int") for name in CUBE_COLUMNS
+    name: ("str" if name in ("event", "lib", "lib_version") else "int") for name in CUBE_COLUMNS
 }
 IDENTITY_SCHEMA: dict[str, str] = {
-    name: ("str" if name in ("kind", "key", "lib", "flag_locally_evaluated") else "int") for name in IDENTITY_COLUMNS
+    name: ("str" if name in ("kind", "key", "lib", "flag_locally_evaluated", "last_event") else "int")
+    for name in IDENTITY_COLUMNS
 }
 REPLAY_SCHEMA: dict[str, str] = {"day": "str", "recordings": "int", "short_recordings": "int", "last_start": "str"}
 SURVEY_EVENTS = ("survey shown", "survey sent", "survey dismissed")
@@ -104,6 +105,14 @@ def identity_totals(facts: Facts) -> dict[str, int]:
     r = rows[0]
     return {"events": r["events"], "distinct_ids": r["distinct_ids"], "sessions": r["sessions"],
             "identified_ids": r["extra"]}
+
+
+def last_event(facts: Facts) -> datetime | None:
+    """When the window's last event happened (the identity totals; None when the window has none)."""
+    rows = identity(facts).filter(pl.col("kind") == "totals").to_dicts()
+    if not rows or not rows[0]["events"]:
+        return None
+    return parse_time(rows[0]["last_event"], project_timezone(facts))
 
 
 def truncation_note(facts: Facts, *names: str) -> dict[str, Any]:

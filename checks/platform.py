@@ -10,12 +10,11 @@ from checks.common import (
     cube,
     date_or_never,
     frame_table,
-    latest_time,
+    last_event,
     member_last_login,
     member_name,
     num,
     pct,
-    project_timezone,
     records,
     share,
     skip_if_unreadable,
@@ -46,22 +45,25 @@ OWNER, ADMIN = 15, 8
     severity=Severity.BLOCKER,
     docs_url="https://posthog.com/docs/getting-started/install",
     requires=("cube",),
-    uses=("project",),  # its timezone: HogQL's times are in it
+    # The project's timezone (HogQL's times are in it), and the identity totals for when the last event happened:
+    # without them the verdict stands, only that time is unknown.
+    uses=("project", "identity"),
 )
 def events_flowing(facts: Facts, thresholds: dict[str, Any]) -> Finding:
     df = cube(facts)
     last_24h, last_7d, last_30d = total(df, "events_24h"), total(df, "events_7d"), total(df)
-    last_seen = latest_time(df["last_seen"].to_list(), project_timezone(facts))
+    last_seen = last_event(facts) if facts.ok("identity") else None
     metrics = {"events_24h": last_24h, "events_7d": last_7d, "events_30d": last_30d,
                "last_event": last_seen.isoformat() if last_seen else None, **truncation_note(facts)}
     fix = ("Check that the SDK is initialised with this project's token and host, that no ad blocker or CSP "
            "blocks it, and look at the project's ingestion warnings. Use the Activity page to see live events.")
     if last_24h > 0:
         return Finding(Status.PASS, f"{num(last_24h)} events in the last 24 h ({num(last_30d)} in 30 days).", metrics)
+    when = f"the last event was {date_or_never(last_seen)}" if last_seen else "the time of the last event is unknown"
     if last_7d > 0:
-        return Finding(Status.WARN, f"No events in the last 24 h; {num(last_7d)} in the last 7 days "
-                       f"(last event {date_or_never(last_seen)}).", metrics, remediation=fix)
-    when = f"the last event was {date_or_never(last_seen)}" if last_seen else "no events at all in 30 days"
+        return Finding(Status.WARN, f"No events in the last 24 h; {num(last_7d)} in the last 7 days ({when}).",
+                       metrics, remediation=fix)
+    when = when if last_30d else "no events at all in 30 days"
     return Finding(Status.FAIL, f"No events in the last 7 days: {when}.", metrics, remediation=fix)
 
 

@@ -166,14 +166,32 @@ def test_hogql_frames_are_built_by_column_name_and_tolerate_types():
     from checks.common import CUBE_SCHEMA, frame
 
     names = list(reversed(CUBE_COLUMNS))  # a response may order columns differently
-    values = {"event": "signed up", "lib": "web", "events": "12", "sessions": 4.0, "distinct_ids": None,
-              "last_seen": "2026-11-01T00:00:00Z"}
+    values = {"event": "signed up", "lib": "web", "lib_version": None, "events": "12", "sessions": 4.0,
+              "distinct_ids": None}
     df = frame({"columns": names, "rows": [[values.get(c, 3) for c in names]]}, CUBE_COLUMNS, CUBE_SCHEMA)
     row = df.to_dicts()[0]
     assert row["event"] == "signed up" and row["events"] == 12 and row["sessions"] == 4
-    assert row["distinct_ids"] == 0 and row["proxied"] == 3 and row["last_seen"] == "2026-11-01T00:00:00Z"
+    assert row["distinct_ids"] == 0 and row["proxied"] == 3 and row["lib_version"] is None
     assert dict(df.schema) == {name: pl.Utf8 if kind == "str" else pl.Int64 for name, kind in CUBE_SCHEMA.items()}
     assert frame({"columns": names, "rows": []}, CUBE_COLUMNS, CUBE_SCHEMA).height == 0
+
+
+def test_the_last_event_is_read_only_when_the_window_has_events():
+    """Over a window without events, ClickHouse's max() gives its default time (1970), not NULL."""
+    from datetime import UTC, datetime
+
+    from auditor.facts import Fact, Facts
+    from auditor.queries import IDENTITY_COLUMNS
+    from checks.common import last_event
+
+    def facts(events: int, at: str) -> Facts:
+        row = {"kind": "totals", "events": events, "last_event": at}
+        identity = {"columns": list(IDENTITY_COLUMNS), "rows": [[row.get(c) for c in IDENTITY_COLUMNS]]}
+        return Facts({"identity": Fact("ok", identity), "project": Fact("ok", {"timezone": "Europe/London"})},
+                     datetime.now(UTC))
+
+    assert last_event(facts(0, "1970-01-01T01:00:00+01:00")) is None
+    assert last_event(facts(5, "2026-11-01T10:00:00Z")) == datetime(2026, 11, 1, 10, tzinfo=UTC)
 
 
 def test_a_frame_is_the_same_whether_its_answer_is_plain_or_odd():

@@ -85,7 +85,7 @@ def test_absent_properties_come_back_null():
     assert cube["signed up"]["lib"] is None and cube["signed up"]["lib_version"] is None
     flags = [r for r in run(queries.identity_sql(), data) if r["kind"] == "flag"]
     assert flags == [{"kind": "flag", "key": "beta", "lib": "posthog-python", "flag_locally_evaluated": None,
-                      "events": 1, "distinct_ids": 1, "sessions": 0, "extra": 0}]
+                      "events": 1, "distinct_ids": 1, "sessions": 0, "extra": 0, "last_event": None}]
 
 
 def test_a_recording_over_several_rows_counts_once_and_deleted_ones_not_at_all():
@@ -108,8 +108,8 @@ def test_dates_and_times_are_the_projects():
     assert day["day"] == "2026-11-02" and day["last_start"] == "2026-11-02T00:30:00+13:00"
     [day] = run(queries.replay_sql(), data, "UTC")
     assert day["day"] == "2026-11-01" and day["last_start"] == "2026-11-01T11:30:00Z"
-    [row] = run(queries.cube_sql(), data, "America/New_York")
-    assert row["last_seen"] == "2026-11-01T06:30:00-05:00"
+    [totals] = [r for r in run(queries.identity_sql(), data, "America/New_York") if r["kind"] == "totals"]
+    assert totals["last_event"] == "2026-11-01T06:30:00-05:00"
 
 
 def test_the_window_keeps_older_events_out():
@@ -131,8 +131,9 @@ def test_demo_answers_move_to_the_audit_clock():
     fresh = queries.split_combined(*_body(engine().hogql(text, demo_events(), timezone="Europe/London", now=later,
                                                          property_types=TYPED)))
     assert max(r[0] for r in moved["replay"][1]) == max(r[0] for r in fresh["replay"][1])  # today is today
-    last_seen = max(datetime.fromisoformat(r[-1]) for r in moved["cube"][1])
-    assert timedelta(0) < later - last_seen < timedelta(hours=1)
+    at = queries.IDENTITY_COLUMNS.index("last_event")
+    [last_event] = [datetime.fromisoformat(r[at]) for r in moved["identity"][1] if r[0] == "totals"]
+    assert timedelta(0) < later - last_event < timedelta(hours=1)
 
 
 def _body(answer: dict) -> tuple[list, list]:
