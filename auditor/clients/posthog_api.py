@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit, urlunsplit
 
-from auditor.clients import ahead
+from auditor.clients import HeaderAuth, ahead
 
 if TYPE_CHECKING:  # requests is imported where a request is made: `--help` need not load it
     import requests
@@ -391,9 +391,8 @@ class PostHogClient:
             session.mount("https://", adapter)
             session.mount("http://", adapter)
         self.session = session
-        self.session.headers.update(
-            {"Authorization": f"Bearer {api_key}", "User-Agent": USER_AGENT, "Accept": "application/json"}
-        )
+        self.session.auth = HeaderAuth(f"Bearer {api_key}")
+        self.session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from auditor.clients import HeaderAuth
 from auditor.clients.posthog_api import ApiError, default_sleep, kind_of, redirect_error, same_origin, shown
 
 if TYPE_CHECKING:
@@ -56,8 +57,8 @@ class VitallyClient:
         if not self.api_key:
             raise ValueError("a Vitally API key is required")
         token = base64.b64encode(f"{self.api_key}:".encode()).decode()
-        self.session.headers.update({"Authorization": f"Basic {token}", "Accept": "application/json",
-                                     "User-Agent": "posthog-auditor"})
+        self.session.auth = HeaderAuth(f"Basic {token}")
+        self.session.headers.update({"Accept": "application/json", "User-Agent": "posthog-auditor"})
 
     # ---- transport -----------------------------------------------------------------------------
 
