@@ -37,7 +37,6 @@ ORG_ID = "0191b5c1-7a2e-0000-8c2d-4f0b3d1e9a77"
 HogQLAnswer = Callable[["Scenario", str], dict[str, Any]]
 
 
-
 def posthog_json(payload: Any) -> bytes:
     """JSON as PostHog's API writes it: DRF's JSONRenderer (PostHog's SafeJSONRenderer, posthog/renderers.py,
     subclasses it) is compact, leaves non-ASCII text as UTF-8 and escapes U+2028 and U+2029."""
