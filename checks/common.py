@@ -98,21 +98,26 @@ def identity(facts: Facts) -> pl.DataFrame:
     return df
 
 
-def identity_totals(facts: Facts) -> dict[str, int]:
+def _totals_row(facts: Facts) -> dict[str, Any] | None:
+    """The identity part's one `totals` row (None when the answer has none)."""
     rows = identity(facts).filter(pl.col("kind") == "totals").to_dicts()
-    if not rows:
+    return rows[0] if rows else None
+
+
+def identity_totals(facts: Facts) -> dict[str, int]:
+    r = _totals_row(facts)
+    if r is None:
         return {"events": 0, "distinct_ids": 0, "sessions": 0, "identified_ids": 0}
-    r = rows[0]
     return {"events": r["events"], "distinct_ids": r["distinct_ids"], "sessions": r["sessions"],
             "identified_ids": r["extra"]}
 
 
 def last_event(facts: Facts) -> datetime | None:
     """When the window's last event happened (the identity totals; None when the window has none)."""
-    rows = identity(facts).filter(pl.col("kind") == "totals").to_dicts()
-    if not rows or not rows[0]["events"]:
+    r = _totals_row(facts)
+    if r is None or not r["events"]:
         return None
-    return parse_time(rows[0]["last_event"], project_timezone(facts))
+    return parse_time(r["last_event"], project_timezone(facts))
 
 
 def truncation_note(facts: Facts, *names: str) -> dict[str, Any]:
